@@ -1,0 +1,154 @@
+"""Input validation shared by every public function of :mod:`utils`.
+
+Each check raises an error that names the bad value and what is allowed, so that a student
+sees *what to change* instead of a traceback from deep inside torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["check_images", "check_target", "check_fraction", "check_positive_int", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
+    """Return the device to compute on.
+
+    ``device=None`` means "where the model's parameters are" (CPU for a model without
+    parameters). A string such as ``"cuda"`` is checked for availability.
+    """
+    if device is None:
+        if model is not None:
+            for p in model.parameters():
+                return p.device
+            for b in model.buffers():
+                return b.device
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} was requested but CUDA is not available; use 'cpu'.")
+    return dev
+
+
+def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.Tensor, bool]:
+    """Validate an image batch and return ``(batch, was_single)``.
+
+    Args:
+        images: float tensor ``(N, 3, H, W)`` or one image ``(3, H, W)``, values in [0, 1].
+
+    Returns:
+        The batch as ``(N, 3, H, W)`` float32 (a view when possible) and whether the input was a
+        single image (callers then squeeze the batch dimension of their result).
+
+    Raises:
+        TypeError: not a tensor, or not a floating-point tensor.
+        ValueError: wrong rank or channel count, empty, NaN/inf, or values outside [0, 1].
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (N, 3, H, W) or (3, H, W) with values in [0, 1], "
+            f"got {type(images).__name__}; use utils.images.load_image(...) to make one."
+        )
+    if not torch.is_floating_point(images):
+        raise TypeError(
+            f"{name} must be a floating-point tensor with values in [0, 1], got dtype {images.dtype}; "
+            "for uint8 pixels divide by 255 first (or use utils.images.load_image)."
+        )
+    single = images.dim() == 3
+    if images.dim() not in (3, 4):
+        raise ValueError(
+            f"{name} must have shape (N, 3, H, W) or (3, H, W), got shape {tuple(images.shape)}."
+        )
+    batch = images.unsqueeze(0) if single else images
+    if batch.shape[1] != 3:
+        raise ValueError(
+            f"{name} must have 3 colour channels in dimension {0 if single else 1} (RGB), got shape "
+            f"{tuple(images.shape)}; convert grayscale with images.expand(3, -1, -1) or use load_image."
+        )
+    if batch.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(images.shape)}); give at least one 1×1 image.")
+    if not torch.isfinite(batch).all():
+        raise ValueError(f"{name} contains NaN or infinite values; images must be finite, in [0, 1].")
+    lo, hi = float(batch.min()), float(batch.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"{name} must have values in [0, 1] (the model normalises internally), got range "
+            f"[{lo:.3g}, {hi:.3g}]; for 0..255 pixels divide by 255."
+        )
+    if batch.dtype != torch.float32:
+        batch = batch.float()
+    return batch, single
+
+
+def check_target(
+    target: int | Sequence[int] | torch.Tensor | None,
+    n: int,
+    *,
+    num_classes: int = 1000,
+    scores: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Turn ``target`` into a long tensor of ``n`` class indices.
+
+    Args:
+        target: an int (same class for every image), a sequence / 1-D tensor of ``n`` ints, or
+            ``None`` for each image's top-1 class (then ``scores`` ``(n, num_classes)`` is needed).
+        n: batch size.
+        num_classes: classes are ``0 .. num_classes - 1``.
+    """
+    if target is None:
+        if scores is None:
+            raise ValueError("target=None needs the model's scores to pick each image's top-1 class.")
+        return scores.argmax(dim=1)
+    if isinstance(target, bool):
+        raise TypeError(f"target must be an int, a sequence of ints or None, got bool {target}.")
+    if isinstance(target, torch.Tensor):
+        values = target.flatten().tolist() if target.dim() <= 1 else None
+        if values is None:
+            raise ValueError(f"target tensor must be 0-D or 1-D, got shape {tuple(target.shape)}.")
+        if target.dim() == 0:
+            values = [int(values[0])] * n
+    elif isinstance(target, int) or (hasattr(target, "__index__") and not isinstance(target, str)):
+        values = [int(target)] * n
+    elif isinstance(target, Sequence) and not isinstance(target, str):
+        values = list(target)
+    else:
+        raise TypeError(
+            f"target must be an int, a sequence of ints or None, got {type(target).__name__}; "
+            "to use a class name, look it up with utils.models.class_index(model, name)."
+        )
+    if len(values) != n:
+        raise ValueError(f"target has {len(values)} entries but there are {n} images; give one per image.")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not (isinstance(v, int) or hasattr(v, "__index__")):
+            raise TypeError(f"target entries must be ints, got {v!r} ({type(v).__name__}).")
+        v = int(v)
+        if not 0 <= v < num_classes:
+            raise ValueError(f"target {v} is outside the allowed class range 0..{num_classes - 1}.")
+        out.append(v)
+    return torch.tensor(out, dtype=torch.long)
+
+
+def check_fraction(value: float, name: str, *, low: float = 0.0, high: float = 1.0,
+                   inclusive: bool = False) -> float:
+    """Check ``low < value < high`` (or ``<=`` when ``inclusive``) and return it as a float."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}.") from None
+    ok = (low <= v <= high) if inclusive else (low < v < high)
+    if not ok:
+        bounds = f"[{low}, {high}]" if inclusive else f"({low}, {high})"
+        raise ValueError(f"{name}={value!r} is outside the allowed range {bounds}.")
+    return v
+
+
+def check_positive_int(value: int, name: str, *, minimum: int = 1) -> int:
+    """Check that ``value`` is an int ``>= minimum`` and return it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name}={value} is not allowed; it must be an int >= {minimum}.")
+    return value
