@@ -1,0 +1,46 @@
+# saliency-course: `make lab` to read and run the notebooks, `make test` to check everything.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+
+.PHONY: lab test unit notebooks lint bench execute clean help
+
+help:
+	@echo "make lab        start JupyterLab on notebooks/ (creates .venv when missing)"
+	@echo "make test       ruff + unit tests + pytest --nbval over every notebook"
+	@echo "make execute    re-execute every notebook in place (after editing one)"
+	@echo "make bench      run the benchmark scripts in benchmarks/"
+
+# The virtual environment: created when missing, refreshed when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+test: lint unit notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check utils tests benchmarks notebooks
+
+unit: $(STAMP)
+	$(PY) -m pytest tests
+
+notebooks: $(STAMP)
+	$(PY) -m pytest $(NBVAL) notebooks
+
+execute: $(STAMP)
+	for nb in notebooks/[0-9]*.ipynb; do \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
+	done
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .ruff_cache
