@@ -136,7 +136,7 @@ def _pil_to_rgb(im: Image.Image) -> Image.Image:
 
 
 def _array_to_pil(a: np.ndarray) -> Image.Image:
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] > 4:
         a = np.moveaxis(a, 0, -1)  # (C, H, W) → (H, W, C)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]

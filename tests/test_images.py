@@ -1,0 +1,166 @@
+"""Loading images: every source type, modes, sizes, boxes and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from utils import images
+from utils.images import load_image, load_sample, resize_crop_box, sample_info, sample_names
+
+
+def _check(t: torch.Tensor, size: int = 224):
+    assert t.shape == (3, size, size) and t.dtype == torch.float32
+    assert 0.0 <= float(t.min()) and float(t.max()) <= 1.0
+
+
+def test_samples_manifest():
+    names = sample_names()
+    assert len(names) >= 8
+    for n in names:
+        info = sample_info(n)
+        assert 0 <= info["class_index"] < 1000 and info["licence"] and info["source"]
+        x0, y0, x1, y1 = info["box"]
+        assert 0 <= x0 < x1 <= info["width"] and 0 <= y0 < y1 <= info["height"]
+        _check(load_image(n))
+
+
+def test_sources_agree(tmp_path):
+    path = images.sample_path("coffee")
+    ref = load_image("coffee")
+    pil = Image.open(path)
+    assert torch.equal(load_image(path), ref)
+    assert torch.equal(load_image(str(path)), ref)
+    assert torch.equal(load_image(pil), ref)
+    assert torch.equal(load_image(np.asarray(pil)), ref)
+    assert (load_image(np.asarray(pil) / 255.0) - ref).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_size_and_centre_crop():
+    t = load_image("chelsea", 100)
+    _check(t, 100)
+    # a wide image keeps its centre: a 20×10 array with a bright centre column band
+    a = np.zeros((10, 20), dtype=np.uint8)
+    a[:, 5:15] = 255
+    assert load_image(a, 10).min() > 0.9
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F", "1"])
+def test_modes_become_rgb(mode, tmp_path):
+    base = Image.open(images.sample_path("chelsea"))
+    if mode == "I;16":
+        im = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+    elif mode in ("I", "F"):
+        im = base.convert("L").convert(mode)
+    else:
+        im = base.convert(mode)
+    _check(load_image(im, 64), 64)
+
+
+def test_sixteen_bit_png_keeps_brightness(tmp_path):
+    a = np.full((32, 32), 65535 // 2, dtype=np.uint16)
+    path = tmp_path / "grey16.png"
+    Image.fromarray(a).save(path)
+    t = load_image(path, 16)
+    assert abs(float(t.mean()) - 0.5) < 0.01
+
+
+def test_rgba_is_composited_on_white():
+    a = np.zeros((8, 8, 4), dtype=np.uint8)  # fully transparent black
+    assert torch.allclose(load_image(a, 8), torch.ones(3, 8, 8))
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    a = np.zeros((20, 40, 3), dtype=np.uint8)
+    a[:, :20] = 255  # left half white
+    im = Image.fromarray(a)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    path = tmp_path / "rotated.jpg"
+    im.save(path, exif=exif.tobytes(), quality=95)
+    t = load_image(path, 20)
+    # displayed upright: the white half is now on top
+    assert t[:, :8].mean() > 0.9 and t[:, 12:].mean() < 0.1
+
+
+def test_box_mapping_through_resize_and_crop():
+    # 400×200 image → shorter side 100 → 200×100, crop 50 on each side
+    assert resize_crop_box((100, 0, 300, 200), (400, 200), 100) == (0, 0, 100, 100)
+    assert resize_crop_box((150, 50, 250, 150), (400, 200), 100) == (25, 25, 75, 75)
+    # the box of a bright rectangle lands on the bright pixels of the loaded image
+    a = np.zeros((200, 400), dtype=np.uint8)
+    a[50:150, 150:250] = 255
+    x0, y0, x1, y1 = resize_crop_box((150, 50, 250, 150), (400, 200), 100)
+    t = load_image(a, 100)[0]
+    assert t[y0 + 1:y1 - 1, x0 + 1:x1 - 1].min() > 0.9
+    assert t[:, : x0 - 1].max() < 0.1 and t[:, x1 + 1:].max() < 0.1
+    with pytest.raises(ValueError, match="outside the centre crop"):
+        resize_crop_box((0, 0, 40, 200), (400, 200), 100)
+    with pytest.raises(ValueError, match="not inside"):
+        resize_crop_box((0, 0, 500, 10), (400, 200), 100)
+
+
+def test_load_sample_maps_box():
+    s = load_sample("flower")
+    info = sample_info("flower")
+    assert s.box == resize_crop_box(info["box"], (info["width"], info["height"]), 224)
+    assert s.target == info["class_index"] == 985
+
+
+def test_missing_file_names_the_path(tmp_path):
+    p = tmp_path / "nope.jpg"
+    with pytest.raises(FileNotFoundError, match="nope.jpg"):
+        load_image(p)
+    with pytest.raises(FileNotFoundError, match="chelsea"):
+        load_image("chelsae")  # a misspelt sample name suggests the right one
+
+
+@pytest.mark.parametrize("content", [b"", b"this is text, not a JPEG", b"\xff\xd8\xff\xe0" + b"\0" * 50])
+def test_not_an_image(tmp_path, content):
+    p = tmp_path / "fake.jpg"
+    p.write_bytes(content)
+    with pytest.raises(ValueError):
+        load_image(p)
+
+
+def test_truncated_jpeg(tmp_path):
+    data = images.sample_path("rocket").read_bytes()
+    p = tmp_path / "truncated.jpg"
+    p.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_image(p)
+
+
+def test_pixel_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    with pytest.raises(ValueError, match="MAX_PIXELS"):
+        load_image(np.zeros((40, 40), dtype=np.uint8))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="size"):
+        load_image("coffee", 0)
+    with pytest.raises(TypeError):
+        load_image(3.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        load_image(np.full((4, 4), 2.0))
+    with pytest.raises(ValueError, match="shape"):
+        load_image(np.zeros((4, 4, 2)))
+
+
+def test_sample_checksum(tmp_path, monkeypatch):
+    import shutil
+
+    for f in images.data_dir().iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "coffee.png").write_bytes(b"tampered")
+    monkeypatch.setenv("SALIENCY_COURSE_DATA", str(tmp_path))
+    images._manifest.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="SHA-256"):
+            load_image("coffee")
+    finally:
+        monkeypatch.delenv("SALIENCY_COURSE_DATA")
+        images._manifest.cache_clear()

