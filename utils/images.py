@@ -33,6 +33,7 @@ __all__ = [
     "load_sample",
     "load_samples",
     "resize_crop_box",
+    "box_mask",
     "to_numpy",
 ]
 
@@ -256,6 +257,16 @@ def resize_crop_box(box: tuple[int, int, int, int] | list[int], original_size: t
     if out[2] <= out[0] or out[3] <= out[1]:
         raise ValueError(f"box {tuple(box)} falls outside the centre crop of a {w}×{h} image.")
     return out
+
+
+def box_mask(box: tuple[int, int, int, int] | list[int], height: int, width: int) -> torch.Tensor:
+    """Boolean mask ``(height, width)``, True inside the box ``(x0, y0, x1, y1)`` (exclusive ends)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValueError(f"box {tuple(box)} is not inside a {width}×{height} image with x0 < x1, y0 < y1.")
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
 
 
 @dataclass(frozen=True)

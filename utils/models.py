@@ -37,6 +37,8 @@ __all__ = [
     "class_index",
     "WeightsNotAvailableError",
     "WeightsChecksumError",
+    "predict_topk",
+    "toy_linear_classifier",
 ]
 
 
@@ -248,3 +250,40 @@ def class_index(model_or_categories: ImageClassifier | list[str] | tuple[str, ..
     close = difflib.get_close_matches(key, lowered, n=3, cutoff=0.5)
     hint = f" Close names: {', '.join(repr(cats[lowered.index(c)]) for c in close)}." if close else ""
     raise ValueError(f"No ImageNet class is called {name!r}.{hint}")
+
+
+def predict_topk(model: ImageClassifier, images: torch.Tensor, k: int = 5
+                 ) -> list[list[tuple[int, str, float]]]:
+    """Top-``k`` classes of each image: ``[[(index, name, probability), ...], ...]``.
+
+    Args:
+        images: ``(N, 3, H, W)`` or ``(3, H, W)`` in [0, 1].
+    """
+    from ._checks import check_images, check_positive_int
+
+    batch, _ = check_images(images)
+    check_positive_int(k, "k")
+    dev = resolve_device(None, model)
+    with torch.no_grad():
+        probs = model(batch.to(dev)).softmax(dim=1).cpu()
+    values, indices = probs.topk(k, dim=1)
+    cats = getattr(model, "categories", None) or [str(i) for i in range(probs.shape[1])]
+    return [[(int(i), cats[int(i)], float(v)) for v, i in zip(vr, ir, strict=True)]
+            for vr, ir in zip(values, indices, strict=True)]
+
+
+def toy_linear_classifier(height: int = 6, width: int = 5, classes: int = 4, seed: int = 0
+                          ) -> ImageClassifier:
+    """A linear "network" ``S_c(I) = w_cᵀ((I − 0.4)/0.2) + b_c`` with known saliency.
+
+    Its exact class-score gradient is ``∂S_c/∂I = w_c / 0.2`` (reshaped to ``(3, H, W)``), the same
+    at every image: the first-order Taylor expansion of the saliency paper is exact for it. Used in
+    the theory notebook and the tests.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * height * width, classes))
+    with torch.no_grad():
+        net[1].weight.copy_(torch.randn(net[1].weight.shape, generator=gen) * 0.1)
+        net[1].bias.copy_(torch.randn(classes, generator=gen) * 0.1)
+    cats = [f"class {i}" for i in range(classes)]
+    return ImageClassifier(net, (0.4, 0.4, 0.4), (0.2, 0.2, 0.2), height, cats, "toy_linear").eval()
