@@ -17,14 +17,18 @@ The image-specific class saliency is the derivative of the class score with resp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from ._checks import check_fraction, check_images, check_positive_int, check_target, resolve_device
 
-__all__ = ["gradient", "saliency_map", "channel_max", "smoothgrad_attribution", "smoothgrad"]
+__all__ = ["gradient", "saliency_map", "channel_max", "smoothgrad_attribution", "smoothgrad",
+           "gradient_x_input", "integrated_gradients", "IG_METHODS", "guided_backprop",
+           "guided_relus", "GUIDED_ACTIVATIONS", "grad_cam", "grad_cam_layer", "occlusion",
+           "saliency_methods"]
 
 Target = int | Sequence[int] | torch.Tensor | None
 
@@ -143,3 +147,393 @@ def smoothgrad(model: nn.Module, images: torch.Tensor, target: Target = None, *,
     """
     return channel_max(smoothgrad_attribution(model, images, target, samples=samples, noise=noise,
                                               seed=seed, batch_size=batch_size, device=device))
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the plain gradient: gradient × input, integrated gradients, guided backpropagation,
+# Grad-CAM and occlusion, with the calling convention above. Each is checked against Captum's
+# implementation of the same method in tests/test_saliency_variants.py.
+# ---------------------------------------------------------------------------------------------
+
+IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
+              "riemann_middle")
+
+
+def _finish(out: torch.Tensor, images: torch.Tensor, single: bool) -> torch.Tensor:
+    """Move a batched result back to the images' device and drop the batch dimension if needed."""
+    out = out.to(images.device)
+    return out[0] if single else out
+
+
+def _top1(model: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
+    """``target`` as ``(N,)`` long on ``x``'s device; ``None`` → each image's top-1 class."""
+    if model.training:
+        raise ValueError(
+            "The model is in training mode (dropout and batch-norm statistics would change the "
+            "scores); call model.eval() first."
+        )
+    if target is None:
+        with torch.no_grad():
+            target = model(x).argmax(dim=1)
+    return check_target(target, x.shape[0]).to(x.device)
+
+
+def _selected_scores(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Forward pass without autograd: ``S_{t_n}(x_n)`` for each image, ``(N,)``."""
+    with torch.no_grad():
+        scores = model(x)
+    if targets.max() >= scores.shape[1]:
+        check_target(targets.tolist(), x.shape[0], num_classes=scores.shape[1])
+    return scores.gather(1, targets[:, None].to(scores.device))[:, 0]
+
+
+def _baseline_tensor(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A baseline (a grey level in [0, 1], or images (3, H, W) / (N, 3, H, W)) as ``x``'s shape."""
+    if isinstance(baseline, torch.Tensor):
+        b, _ = check_images(baseline, name="baseline")
+        if b.shape[1:] != x.shape[1:] or b.shape[0] not in (1, x.shape[0]):
+            raise ValueError(
+                f"baseline must have the images' shape (3, H, W) or (N, 3, H, W) = "
+                f"{tuple(x.shape)}, got {tuple(baseline.shape)}."
+            )
+        return b.to(x.device).expand_as(x)
+    value = check_fraction(baseline, "baseline", low=0.0, high=1.0, inclusive=True)
+    return torch.full_like(x, value)
+
+
+def gradient_x_input(model: nn.Module, images: torch.Tensor, target: Target = None, *,
+                     device: str | torch.device | None = None) -> torch.Tensor:
+    """Gradient × input, ``I ⊙ ∂S_c/∂I`` (Shrikumar et al., 2016; Captum's ``InputXGradient``).
+
+    The input is the image in [0, 1] (the model normalises inside), so a black pixel gets zero
+    attribution whatever its gradient. One forward and one backward pass.
+
+    Returns:
+        ``(N, 3, H, W)`` (``(3, H, W)`` for one image), signed; :func:`channel_max` makes a map.
+    """
+    batch, single = check_images(images)
+    dev = resolve_device(device, model)
+    x = batch.to(dev)
+    grad, _ = _class_scores_and_grad(model, x, target)
+    return _finish(grad * x, images, single)
+
+
+def _ig_nodes(steps: int, method: str) -> tuple[list[float], list[float]]:
+    """Quadrature nodes ``alphas`` in [0, 1] and weights (summing to 1), as Captum defines them."""
+    if method not in IG_METHODS:
+        raise ValueError(f"method={method!r} is not known; choose one of {list(IG_METHODS)}.")
+    if method == "gausslegendre":
+        import numpy as np
+
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return (0.5 * (nodes + 1)).tolist(), (0.5 * weights).tolist()
+    if steps < 2:
+        raise ValueError(f"steps={steps} is too few for {method}; use steps >= 2.")
+    n = steps
+    kind = method.split("_")[1]
+    deltas = [1 / n] * n
+    if kind == "trapezoid":
+        deltas[0] /= 2
+        deltas[-1] /= 2
+        alphas = torch.linspace(0, 1, n)
+    elif kind == "left":
+        alphas = torch.linspace(0, 1 - 1 / n, n)
+    elif kind == "middle":
+        alphas = torch.linspace(1 / (2 * n), 1 - 1 / (2 * n), n)
+    else:
+        alphas = torch.linspace(1 / n, 1, n)
+    return alphas.tolist(), deltas
+
+
+def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target = None, *,
+                         baseline: float | torch.Tensor = 0.0, steps: int = 32,
+                         method: str = "gausslegendre", batch_size: int = 32,
+                         return_error: bool = False, device: str | torch.device | None = None
+                         ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Integrated gradients (Sundararajan, Taly & Yan, 2017, section 3).
+
+    ``IG_i(x) = (x_i − x'_i) · ∫₀¹ ∂S_c/∂I_i (x' + α (x − x')) dα``, the integral approximated by
+    ``steps`` nodes of ``method`` (the quadratures of Captum's ``IntegratedGradients``:
+    ``"gausslegendre"`` — Captum's default — or ``"riemann_trapezoid"``, ``"riemann_left"``,
+    ``"riemann_right"``, ``"riemann_middle"``). The ``steps · N`` interpolated images go through
+    the model ``batch_size`` at a time: ``steps`` forward and backward passes per image, plus two
+    forward passes for the completeness error.
+
+    Args:
+        baseline: the reference image ``x'``: a grey level in [0, 1] (default 0 = black) or
+            images ``(3, H, W)`` / ``(N, 3, H, W)`` in [0, 1].
+        steps: number of quadrature nodes (≥ 1; ≥ 2 for the Riemann rules).
+        return_error: also return the completeness error.
+
+    Returns:
+        The attribution ``(N, 3, H, W)`` (``(3, H, W)`` for one image), signed, in units of
+        ``S_c``. With ``return_error=True``, ``(attribution, error)`` where ``error`` ``(N,)``
+        (a 0-D tensor for one image) is ``S_c(x) − S_c(x') − Σ_i IG_i(x)``: zero for the exact
+        integral (the completeness axiom), shrinking as ``steps`` grows.
+    """
+    batch, single = check_images(images)
+    check_positive_int(steps, "steps")
+    check_positive_int(batch_size, "batch_size")
+    alphas, weights = _ig_nodes(steps, method)
+    dev = resolve_device(device, model)
+    x = batch.to(dev)
+    base = _baseline_tensor(baseline, x)
+    targets = _top1(model, x, target)
+    n = x.shape[0]
+    alpha = torch.tensor(alphas, device=dev, dtype=x.dtype).view(-1, 1, 1, 1, 1)
+    weight = torch.tensor(weights, device=dev, dtype=x.dtype)
+    path = (base.unsqueeze(0) + alpha * (x - base).unsqueeze(0)).reshape(-1, *x.shape[1:])
+    path_targets = targets.repeat(steps)  # step-major, as the path
+    total = torch.zeros_like(x)
+    for start in range(0, path.shape[0], batch_size):
+        chunk = slice(start, start + batch_size)
+        grad, _ = _class_scores_and_grad(model, path[chunk], path_targets[chunk])
+        k = torch.arange(start, start + grad.shape[0], device=dev)
+        total.index_add_(0, k % n, grad * weight[k // n].view(-1, 1, 1, 1))
+    attribution = total * (x - base)
+    if not return_error:
+        return _finish(attribution, images, single)
+    gap = _selected_scores(model, x, targets) - _selected_scores(model, base, targets)
+    error = gap - attribution.sum(dim=(1, 2, 3))
+    return _finish(attribution, images, single), _finish(error, images, single)
+
+
+GUIDED_ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
+
+
+class _PositiveGradient(torch.autograd.Function):
+    """Identity forward; backward lets only positive gradients through (guided backpropagation)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return x.clone()  # a copy, so that later in-place activations do not touch a custom view
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return grad.clamp(min=0)
+
+
+def _guide(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    return _PositiveGradient.apply(output)
+
+
+@contextmanager
+def guided_relus(model: nn.Module) -> Iterator[int]:
+    """Context manager: inside it, every ReLU/ReLU6 module of ``model`` backpropagates guided.
+
+    A forward hook puts an identity with gradient ``max(g, 0)`` after each activation module, so
+    the activation's own backward then applies its mask: ``∂/∂z = 1[0 < z (< 6)] · max(g, 0)``,
+    Springenberg et al.'s rule (2015, section 3.4). In-place activations (``inplace=True``, as in
+    timm's ``BatchNormAct2d`` and torchvision's VGG) are fine. Activations called as functions
+    (``F.relu``) are not modules and are not guided. Every hook is removed on exit, also when the
+    body raises. Yields the number of hooked modules.
+    """
+    handles = []
+    try:
+        for module in model.modules():
+            if isinstance(module, GUIDED_ACTIVATIONS):
+                handles.append(module.register_forward_hook(_guide))
+        yield len(handles)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def guided_backprop(model: nn.Module, images: torch.Tensor, target: Target = None, *,
+                    device: str | torch.device | None = None) -> torch.Tensor:
+    """Guided backpropagation (Springenberg et al., 2015): the gradient with every ReLU/ReLU6
+    passing back only positive gradients (see :func:`guided_relus`).
+
+    Equals Captum's ``GuidedBackprop`` on networks whose activations are ``nn.ReLU`` modules;
+    Captum hooks ``nn.ReLU`` only, so on this course's EfficientNet (``ReLU6``) Captum's result is
+    the plain gradient, while this function guides the ``ReLU6`` as well. One forward and one
+    backward pass.
+
+    Returns:
+        ``(N, 3, H, W)`` (``(3, H, W)`` for one image), signed; :func:`channel_max` makes a map.
+
+    Raises:
+        ValueError: the model has no ReLU/ReLU6 module (guided backprop would be the gradient).
+    """
+    batch, single = check_images(images)
+    dev = resolve_device(device, model)
+    with guided_relus(model) as hooked:
+        if hooked == 0:
+            raise ValueError(
+                "The model has no nn.ReLU or nn.ReLU6 modules, so guided backpropagation would be "
+                "the plain gradient; use gradient() instead."
+            )
+        grad, _ = _class_scores_and_grad(model, batch.to(dev), target)
+    return _finish(grad, images, single)
+
+
+def grad_cam_layer(model: nn.Module) -> nn.Module:
+    """The default Grad-CAM layer of a :func:`utils.models.load_classifier` model.
+
+    * EfficientNet-Lite0/1 (timm): ``net.bn2``, the rectified output of ``conv_head`` — the last
+      feature map before global pooling (1280 channels, 7×7 at 224², 8×8 at 240²);
+    * VGG-16 (torchvision): the last ReLU of ``features`` (conv5_3 rectified, 512×14×14 — the
+      layer Selvaraju et al. use; ``features[-1]`` is the max-pool after it);
+    * ResNet-50 (torchvision): ``net.layer4`` (2048×7×7).
+
+    Raises:
+        ValueError: another architecture; pass ``layer=`` to :func:`grad_cam` then.
+    """
+    net = getattr(model, "net", model)
+    if hasattr(net, "conv_head") and hasattr(net, "bn2"):
+        return net.bn2
+    features = getattr(net, "features", None)
+    if isinstance(features, nn.Sequential):
+        relus = [m for m in features if isinstance(m, nn.ReLU)]
+        if relus:
+            return relus[-1]
+    if hasattr(net, "layer4"):
+        return net.layer4
+    raise ValueError(
+        f"No default Grad-CAM layer for {type(net).__name__}; pass layer= (a module of the model, "
+        "or its name from model.named_modules()), usually the last convolutional block."
+    )
+
+
+def _resolve_layer(model: nn.Module, layer: nn.Module | str | None) -> nn.Module:
+    if layer is None:
+        return grad_cam_layer(model)
+    if isinstance(layer, str):
+        modules = dict(model.named_modules())
+        if layer not in modules:
+            raise ValueError(f"layer {layer!r} is not a module of the model; see model.named_modules().")
+        return modules[layer]
+    if not isinstance(layer, nn.Module) or not any(m is layer for m in model.modules()):
+        raise ValueError("layer must be a module of the model (or its name), e.g. model.net.bn2.")
+    return layer
+
+
+def grad_cam(model: nn.Module, images: torch.Tensor, target: Target = None, *,
+             layer: nn.Module | str | None = None, upsample: bool = True,
+             device: str | torch.device | None = None) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al., 2017, section 3): ``ReLU(Σ_k α_k A^k)`` with
+    ``α_k = mean_{ij} ∂S_c/∂A^k_{ij}``, at a convolutional ``layer`` (default
+    :func:`grad_cam_layer`), bilinearly upsampled to the image (``align_corners=False``).
+
+    Equals Captum's ``LayerGradCam(model, layer).attribute(x, target, relu_attributions=True)``
+    followed by ``LayerAttribution.interpolate(..., (H, W), "bilinear")``. One forward and one
+    backward pass; the layer's hook is removed even on error.
+
+    Returns:
+        ``(N, H, W)`` (``(H, W)`` for one image; ``(N, h, w)`` at the layer's resolution when
+        ``upsample=False``), non-negative, in units of ``S_c``.
+    """
+    import torch.nn.functional as F
+
+    batch, single = check_images(images)
+    dev = resolve_device(device, model)
+    module = _resolve_layer(model, layer)
+    if model.training:
+        raise ValueError("The model is in training mode; call model.eval() first.")
+    store: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda m, i, o: store.append(o))
+    try:
+        x = batch.to(dev).detach().requires_grad_(True)
+        with torch.enable_grad():
+            scores = model(x)
+            t = check_target(target, x.shape[0], num_classes=scores.shape[1],
+                             scores=scores.detach()).to(scores.device)
+            if len(store) != 1 or not isinstance(store[0], torch.Tensor) or store[0].dim() != 4:
+                raise ValueError("The Grad-CAM layer must run once per forward pass and return a "
+                                 "feature map (N, K, h, w); choose a convolutional layer.")
+            acts = store[0]
+            (grads,) = torch.autograd.grad(scores.gather(1, t[:, None]).sum(), acts)
+    finally:
+        handle.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * acts.detach()).sum(dim=1, keepdim=True))
+    if upsample:
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    return _finish(cam[:, 0], images, single)
+
+
+def _window_starts(size: int, patch: int, stride: int) -> list[int]:
+    """Captum's window positions: ``0, s, 2s, …`` up to ``ceil((size − patch)/s)·s`` (the last
+    window may stick out of the image and is then cut at its edge)."""
+    count = -(-(size - patch) // stride) + 1
+    return [i * stride for i in range(count)]
+
+
+def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, *, patch: int = 32,
+              stride: int = 16, baseline: float | torch.Tensor = 0.5, batch_size: int = 64,
+              device: str | torch.device | None = None) -> torch.Tensor:
+    """Occlusion (Zeiler & Fergus, 2014, section 4.2) with a sliding square window.
+
+    Each ``patch × patch`` window (all three channels), moved by ``stride`` over the image, is
+    replaced by ``baseline`` (default grey 0.5); a pixel's attribution is the mean drop of the
+    class score ``S_c(x) − S_c(x_occluded)`` over the windows that cover it. Equals Captum's
+    ``Occlusion(model).attribute(x, sliding_window_shapes=(3, patch, patch),
+    strides=(3, stride, stride), baselines=baseline, target=target)``. Forward passes only:
+    ``1 + windows`` per image, ``batch_size`` occluded copies at a time.
+
+    Args:
+        patch: window side in pixels (≤ the image side). stride: step (≤ ``patch``).
+        baseline: grey level in [0, 1] or images ``(3, H, W)`` / ``(N, 3, H, W)``.
+
+    Returns:
+        ``(N, 3, H, W)`` (``(3, H, W)`` for one image), the three channels equal; signed
+        (positive: hiding the region lowers the score). ``result[:, 0]`` is the map.
+    """
+    batch, single = check_images(images)
+    check_positive_int(patch, "patch")
+    check_positive_int(stride, "stride")
+    check_positive_int(batch_size, "batch_size")
+    h, w = batch.shape[-2:]
+    if patch > min(h, w):
+        raise ValueError(f"patch={patch} is larger than the image ({h}×{w}); use patch <= {min(h, w)}.")
+    if stride > patch:
+        raise ValueError(f"stride={stride} > patch={patch} would leave pixels never occluded; "
+                         "use stride <= patch.")
+    dev = resolve_device(device, model)
+    x = batch.to(dev)
+    base = _baseline_tensor(baseline, x)
+    targets = _top1(model, x, target)
+    clean = _selected_scores(model, x, targets)  # (N,)
+    windows = [(r, c) for c in _window_starts(w, patch, stride) for r in _window_starts(h, patch, stride)]
+    total = torch.zeros(x.shape[0], h, w, device=dev)
+    count = torch.zeros(h, w, device=dev)
+    for r, c in windows:
+        count[r:r + patch, c:c + patch] += 1
+    for i in range(x.shape[0]):
+        for start in range(0, len(windows), batch_size):
+            chunk = windows[start:start + batch_size]
+            occluded = x[i].expand(len(chunk), -1, -1, -1).clone()
+            for k, (r, c) in enumerate(chunk):
+                occluded[k, :, r:r + patch, c:c + patch] = base[i, :, r:r + patch, c:c + patch]
+            drop = clean[i] - _selected_scores(model, occluded, targets[i].expand(len(chunk)))
+            for k, (r, c) in enumerate(chunk):
+                total[i, r:r + patch, c:c + patch] += drop[k]
+    out = (total / count).unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+    return _finish(out, images, single)
+
+
+def saliency_methods(*, samples: int = 32, noise: float = 0.15, steps: int = 32,
+                     patch: int = 32, stride: int = 16, batch_size: int = 32
+                     ) -> dict[str, Callable[..., torch.Tensor]]:
+    """Every map of this module under one signature, for galleries, tables and metrics.
+
+    Returns:
+        ``{name: fn}`` where ``fn(model, images, target=None, *, device=None)`` returns maps
+        ``(N, H, W)``: the channel max of the absolute attribution for the gradient family
+        (gradient, SmoothGrad, gradient × input, integrated gradients, guided backprop), the
+        upsampled Grad-CAM, and the (signed) occlusion score drop.
+    """
+    sg = dict(samples=samples, noise=noise, batch_size=batch_size)
+    return {
+        "gradient": saliency_map,
+        "SmoothGrad": lambda m, x, t=None, *, device=None: smoothgrad(m, x, t, device=device, **sg),
+        "gradient × input": lambda m, x, t=None, *, device=None: channel_max(
+            gradient_x_input(m, x, t, device=device)),
+        "integrated gradients": lambda m, x, t=None, *, device=None: channel_max(
+            integrated_gradients(m, x, t, steps=steps, batch_size=batch_size, device=device)),
+        "guided backprop": lambda m, x, t=None, *, device=None: channel_max(
+            guided_backprop(m, x, t, device=device)),
+        "Grad-CAM": grad_cam,
+        "occlusion": lambda m, x, t=None, *, device=None: occlusion(
+            m, x, t, patch=patch, stride=stride, batch_size=batch_size, device=device)[..., 0, :, :],
+    }
