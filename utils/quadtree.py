@@ -1,0 +1,712 @@
+"""Quadtrees: adaptive image decomposition, exact leaf convolution, and coarse-to-fine occlusion.
+
+The course's own speed-up claim (notebook 05): a dense convolution of an ``H × W`` image with an
+``M × M`` kernel from ``C_in`` to ``C_out`` channels costs ``M²·H·W·C_in·C_out`` multiply-adds
+(MACs); over the ``N'`` leaves of a quadtree it "costs ``M²·N'·C``". This module makes each part of
+that claim computable:
+
+* :func:`build_quadtree` — split a square block while the per-channel range ``max − min`` inside it
+  exceeds a threshold (Shuval, 1986; Chitta, Alvarez & Hebert, WACV 2020). Vectorised level by level
+  on max/min pyramids; any ``H, W`` (leaves are squares that tile the image exactly once).
+* :func:`quadtree_conv2d` — the *exact* convolution of the leaf-quantised image: an output whose
+  window lies inside one constant leaf is ``(ΣW)·v + b``; only the *ring* pixels near a leaf edge
+  (or the image border) are evaluated in full. :func:`per_leaf_conv2d` is the ``M²N'C``
+  *approximation* (one evaluation per leaf); :func:`conv_macs` counts the multiply-adds of all three.
+* :func:`sliding_window_occlusion` (Zeiler & Fergus, 2014) and :func:`quadtree_occlusion`
+  (coarse to fine, as in hierarchical perturbation, Cooper et al., 2022): occlusion saliency, where
+  the number of forward passes is what a quadtree really reduces.
+* :func:`draw_leaves`, :func:`threshold_explorer` — pictures and a slider for the notebook.
+
+Conventions: images are float tensors ``(C, H, W)`` (any ``C``; the models want ``C = 3`` in
+[0, 1]); leaves are long tensors ``y, x, size`` (top-left corner and side, pixels).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import check_images, check_positive_int, check_target, resolve_device
+
+__all__ = [
+    "QuadTree",
+    "build_quadtree",
+    "ring_mask",
+    "quadtree_conv2d",
+    "per_leaf_conv2d",
+    "conv_macs",
+    "uniform_reconstruction",
+    "psnr",
+    "median_time",
+    "OcclusionMap",
+    "QuadtreeOcclusion",
+    "sliding_window_occlusion",
+    "quadtree_occlusion",
+    "draw_leaves",
+    "threshold_explorer",
+]
+
+DEFAULT_FILL = 0.5
+"""Occlusion fill value: mid grey. It is close to the ImageNet mean colour (0.485, 0.456, 0.406),
+which the models normalise to ≈ 0, so an occluded patch carries (almost) no signal."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Building the tree
+# ----------------------------------------------------------------------------------------------
+
+def _as_chw(image: torch.Tensor, name: str = "image") -> torch.Tensor:
+    """Validate an image ``(C, H, W)`` or ``(H, W)`` and return it as a float ``(C, H, W)``."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (C, H, W) or (H, W), got {type(image).__name__}.")
+    if image.dim() == 2:
+        image = image.unsqueeze(0)
+    if image.dim() != 3:
+        raise ValueError(
+            f"{name} must have shape (C, H, W) or (H, W) — one image, no batch dimension — got shape "
+            f"{tuple(image.shape)}; for a batch, build one tree per image."
+        )
+    if image.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(image.shape)}).")
+    if not torch.is_floating_point(image):
+        image = image.float()
+    if not torch.isfinite(image).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return image
+
+
+@dataclass(frozen=True)
+class QuadTree:
+    """The leaves of a quadtree decomposition of an ``height × width`` image.
+
+    Attributes:
+        y, x, size: long tensors ``(N',)``: top-left corner and side length of each square leaf, in
+            pixels. Sides are powers of two; the leaves tile the image exactly once.
+        means: ``(C, N')`` mean colour of each leaf (of the image the tree was built from).
+        height, width: the image size.
+        threshold, min_size, max_size: the parameters the tree was built with.
+    """
+
+    y: torch.Tensor
+    x: torch.Tensor
+    size: torch.Tensor
+    means: torch.Tensor
+    height: int
+    width: int
+    threshold: float
+    min_size: int
+    max_size: int | None
+    _labels: list = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def n_leaves(self) -> int:
+        """``N'``, the number of leaves."""
+        return int(self.size.numel())
+
+    @property
+    def leaf_fraction(self) -> float:
+        """``N' / (H·W)``: leaves per pixel (1 = no compression)."""
+        return self.n_leaves / (self.height * self.width)
+
+    def labels(self) -> torch.Tensor:
+        """``(H, W)`` long map: the index of the leaf each pixel belongs to (computed once)."""
+        if not self._labels:
+            lab = torch.full((self.height, self.width), -1, dtype=torch.long)
+            for s in torch.unique(self.size).tolist():
+                sel = torch.nonzero(self.size == s).squeeze(1)
+                gh, gw = -(-self.height // s), -(-self.width // s)
+                grid = torch.full((gh, gw), -1, dtype=torch.long)
+                grid[self.y[sel] // s, self.x[sel] // s] = sel
+                up = grid.repeat_interleave(s, 0).repeat_interleave(s, 1)[: self.height, : self.width]
+                lab = torch.where(up >= 0, up, lab)
+            self._labels.append(lab)
+        return self._labels[0]
+
+    def leaf_means(self, image: torch.Tensor) -> torch.Tensor:
+        """``(C, N')`` mean of ``image`` ``(C, H, W)`` over each leaf (an integral image: O(HW))."""
+        image = _as_chw(image)
+        if tuple(image.shape[1:]) != (self.height, self.width):
+            raise ValueError(
+                f"image is {tuple(image.shape[1:])} but the tree was built for "
+                f"{(self.height, self.width)}; build a tree for this image size."
+            )
+        sat = F.pad(image.double().cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H+1, W+1)
+        y0, x0, s = self.y, self.x, self.size
+        y1, x1 = y0 + s, x0 + s
+        sums = sat[:, y1, x1] - sat[:, y0, x1] - sat[:, y1, x0] + sat[:, y0, x0]
+        return (sums / (s * s).double()).to(image.dtype)
+
+    def reconstruct(self, image: torch.Tensor | None = None) -> torch.Tensor:
+        """The piecewise-constant image ``(C, H, W)``: each leaf filled with its mean colour.
+
+        With ``image`` given, that image's leaf means are used (quantise another image, or another
+        feature map, with this tree's leaves); otherwise the means of the image the tree was built on.
+        """
+        means = self.means if image is None else self.leaf_means(image)
+        return means[:, self.labels()]
+
+
+def build_quadtree(image: torch.Tensor, threshold: float, *, min_size: int = 1,
+                   max_size: int | None = None) -> QuadTree:
+    """Quadtree decomposition: split a square block while its per-channel range exceeds ``threshold``.
+
+    A block is split into its four quadrants when ``max_c (max − min)`` of the pixels inside it is
+    larger than ``threshold`` and its children would still be at least ``min_size`` wide, or when it
+    is wider than ``max_size``. The image is embedded in the smallest power-of-two square; blocks
+    outside the image are dropped and blocks that straddle its right/bottom edge are always split,
+    so the leaves are squares that tile the ``H × W`` image exactly once (for sides that are not a
+    multiple of a power of two, the border blocks may be smaller than ``min_size``).
+
+    Vectorised: one max-pool pyramid, then one pass per level (≈ log₂ N tensor operations).
+
+    Args:
+        image: ``(C, H, W)`` or ``(H, W)`` float tensor (any range; images in [0, 1] usually).
+        threshold: ``≥ 0``, in the units of the image (0 splits every non-constant block).
+        min_size: smallest leaf side in pixels (``≥ 1``).
+        max_size: largest leaf side in pixels (``None``: no limit).
+
+    Returns:
+        A :class:`QuadTree`.
+    """
+    image = _as_chw(image)
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise TypeError(f"threshold must be a number >= 0, got {threshold!r}.") from None
+    if not threshold >= 0 or math.isinf(threshold):
+        raise ValueError(f"threshold={threshold!r} is not allowed; it must be a finite number >= 0.")
+    check_positive_int(min_size, "min_size")
+    if max_size is not None:
+        check_positive_int(max_size, "max_size")
+        if max_size < min_size:
+            raise ValueError(f"max_size={max_size} is smaller than min_size={min_size}.")
+    img = image.detach().cpu().float()
+    c, h, w = img.shape
+    levels = max(0, math.ceil(math.log2(max(h, w))))
+    side = 2**levels
+    pad = (0, side - w, 0, side - h)
+    # Max/min pyramids (padding is irrelevant: straddling blocks are split regardless of content).
+    hi = [F.pad(img, pad)]
+    lo = [hi[0]]
+    for _ in range(levels):
+        hi.append(F.max_pool2d(hi[-1][None], 2)[0])
+        lo.append(-F.max_pool2d(-lo[-1][None], 2)[0])
+    spread = [(a - b).amax(0) for a, b in zip(hi, lo, strict=True)]  # level k: (side/2^k,)*2
+
+    ys = torch.zeros(1, dtype=torch.long)
+    xs = torch.zeros(1, dtype=torch.long)
+    out_y, out_x, out_s = [], [], []
+    for k in range(levels, -1, -1):
+        s = 2**k
+        inside = (ys * s < h) & (xs * s < w)
+        ys, xs = ys[inside], xs[inside]
+        straddle = ((ys + 1) * s > h) | ((xs + 1) * s > w)
+        split = straddle.clone()
+        if k > 0:
+            if s // 2 >= min_size:
+                split |= spread[k][ys, xs] > threshold
+            if max_size is not None:
+                split |= torch.tensor(s > max_size)
+        leaf = ~split
+        out_y.append(ys[leaf] * s)
+        out_x.append(xs[leaf] * s)
+        out_s.append(torch.full((int(leaf.sum()),), s, dtype=torch.long))
+        ys, xs = ys[split], xs[split]
+        if ys.numel() == 0:
+            break
+        ys = (2 * ys[:, None] + torch.tensor([0, 0, 1, 1])).reshape(-1)
+        xs = (2 * xs[:, None] + torch.tensor([0, 1, 0, 1])).reshape(-1)
+    y, x, sz = torch.cat(out_y), torch.cat(out_x), torch.cat(out_s)
+    tree = QuadTree(y, x, sz, torch.empty(0), h, w, threshold, min_size, max_size)
+    object.__setattr__(tree, "means", tree.leaf_means(img))
+    return tree
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolution over the leaves
+# ----------------------------------------------------------------------------------------------
+
+def _kernel_geometry(weight_or_size, padding: int | None) -> tuple[int, int, int]:
+    """``(kh, kw, padding)`` for a weight ``(C_out, C_in, kh, kw)`` or a kernel size."""
+    if isinstance(weight_or_size, torch.Tensor):
+        if weight_or_size.dim() != 4:
+            raise ValueError(
+                f"weight must be (C_out, C_in, M, M) as for F.conv2d, got shape {tuple(weight_or_size.shape)}."
+            )
+        kh, kw = weight_or_size.shape[-2:]
+    elif isinstance(weight_or_size, Sequence):
+        kh, kw = weight_or_size
+    else:
+        kh = kw = weight_or_size
+    kh = check_positive_int(int(kh) if not isinstance(kh, bool) else kh, "kernel height")
+    kw = check_positive_int(int(kw) if not isinstance(kw, bool) else kw, "kernel width")
+    if kh != kw:
+        raise ValueError(f"Only square kernels are supported, got {kh}×{kw}.")
+    if padding is None:
+        if kh % 2 == 0:
+            raise ValueError(
+                f"An even kernel size ({kh}) has no centred 'same' padding (F.conv2d with padding "
+                f"M // 2 = {kh // 2} returns H + 1 rows); pass padding=... explicitly or use an odd M."
+            )
+        padding = kh // 2
+    if isinstance(padding, bool) or not isinstance(padding, int) or not 0 <= padding < kh:
+        raise ValueError(f"padding must be an int in 0 .. {kh - 1} (kernel size {kh}), got {padding!r}.")
+    return kh, kw, padding
+
+
+def ring_mask(tree: QuadTree, kernel_size: int, *, padding: int | None = None) -> torch.Tensor:
+    """Bool map of the outputs that need a full evaluation (the *ring*), shape ``(H_out, W_out)``.
+
+    An output ``(i, j)`` of a stride-1 convolution with zero padding ``p`` reads the input window
+    rows ``i − p … i − p + M − 1`` (and likewise columns). It is *interior* (``False`` here) when that
+    window lies inside one leaf — a leaf is a rectangle, so it suffices that the window's top-left
+    and bottom-right corners are in the same leaf. Windows that touch the zero padding are ring.
+    ``padding=None`` means ``M // 2`` (odd ``M`` only): ``H_out = H``.
+    """
+    m, _, p = _kernel_geometry(kernel_size, padding)
+    lab = F.pad(tree.labels(), (p, p, p, p), value=-1)
+    ho, wo = tree.height + 2 * p - m + 1, tree.width + 2 * p - m + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"A {m}×{m} kernel with padding {p} gives no output on a {tree.height}×{tree.width} image.")
+    tl = lab[:ho, :wo]
+    br = lab[m - 1 : m - 1 + ho, m - 1 : m - 1 + wo]
+    return ~((tl == br) & (tl >= 0))
+
+
+def _check_conv_inputs(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
+                       bias: torch.Tensor | None) -> torch.Tensor:
+    image = _as_chw(image)
+    if tuple(image.shape[1:]) != (tree.height, tree.width):
+        raise ValueError(f"image is {tuple(image.shape[1:])}, the tree is {(tree.height, tree.width)}.")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        raise ValueError("weight must be a tensor (C_out, C_in, M, M), as for F.conv2d.")
+    if weight.shape[1] != image.shape[0]:
+        raise ValueError(f"weight expects C_in = {weight.shape[1]} channels, the image has {image.shape[0]}.")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}.")
+    return image
+
+
+def quadtree_conv2d(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor | None = None, *, padding: int | None = None) -> torch.Tensor:
+    """Exact stride-1 convolution of the leaf-quantised image, evaluating only the ring in full.
+
+    The input is ``tree.reconstruct(image)`` (every leaf replaced by its mean ``v``). Where an output's
+    window lies inside one leaf, the output is ``(ΣW)·v + b`` — one ``C_out × C_in`` product per
+    leaf; the ``R`` ring outputs (see :func:`ring_mask`) are evaluated in full by a gather + GEMM.
+    Cost ``C_in·C_out·(M²·R + N')`` multiply-adds (plus ``ΣW`` once). The result equals
+    ``F.conv2d(tree.reconstruct(image)[None], weight, bias, padding=p)[0]`` up to float rounding.
+
+    Args:
+        tree: from :func:`build_quadtree`, for an image of the same ``H × W``.
+        image: ``(C_in, H, W)`` — usually the image the tree was built from.
+        weight: ``(C_out, C_in, M, M)``; bias: ``(C_out,)`` or ``None``.
+        padding: zero padding ``p`` (default ``M // 2``, "same" output, odd ``M`` only; an even
+            ``M`` needs an explicit ``p``).
+
+    Returns:
+        ``(C_out, H + 2p − M + 1, W + 2p − M + 1)`` — ``(C_out, H, W)`` by default.
+    """
+    image = _check_conv_inputs(tree, image, weight, bias)
+    m, _, p = _kernel_geometry(weight, padding)
+    dtype = torch.promote_types(image.dtype, weight.dtype)
+    means = tree.leaf_means(image).to(dtype)  # (C_in, N')
+    w = weight.to(dtype)
+    const = w.sum(dim=(2, 3)) @ means  # (C_out, N')
+    if bias is not None:
+        const = const + bias.to(dtype)[:, None]
+    ring = ring_mask(tree, m, padding=p)
+    ho, wo = ring.shape
+    labels = tree.labels()
+    # Interior outputs: the leaf containing the window's top-left input pixel.
+    lab_pad = F.pad(labels, (p, p, p, p), value=0)[:ho, :wo]
+    out = const[:, lab_pad]  # (C_out, Ho, Wo); ring entries overwritten below
+    ri, rj = torch.nonzero(ring, as_tuple=True)
+    if ri.numel():
+        q = F.pad(means[:, labels], (p, p, p, p))  # quantised image, zero padded
+        wp = q.shape[2]
+        offs = torch.arange(m)
+        flat = ((ri[:, None, None] + offs[None, :, None]) * wp
+                + (rj[:, None, None] + offs[None, None, :])).reshape(ri.numel(), m * m)
+        patches = q.reshape(q.shape[0], -1)[:, flat]  # (C_in, R, M²)
+        patches = patches.permute(1, 0, 2).reshape(ri.numel(), -1)  # (R, C_in·M²)
+        vals = patches @ w.reshape(w.shape[0], -1).T  # (R, C_out)
+        if bias is not None:
+            vals = vals + bias.to(dtype)
+        out[:, ri, rj] = vals.T
+    return out
+
+
+def per_leaf_conv2d(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The ``M²·N'·C`` approximation: one full evaluation per leaf, painted over the whole leaf.
+
+    The convolution of ``image`` (the *original*, not quantised; zero padding ``M // 2``, odd
+    ``M``) is evaluated at each leaf's centre pixel (``y + size // 2, x + size // 2``) and that
+    value is copied to every pixel of the leaf. Compare with ``F.conv2d`` of the original image to
+    see the approximation error.
+
+    Returns:
+        ``(C_out, H, W)``.
+    """
+    image = _check_conv_inputs(tree, image, weight, bias)
+    m, _, p = _kernel_geometry(weight, None)
+    dtype = torch.promote_types(image.dtype, weight.dtype)
+    x = F.pad(image.to(dtype), (p, p, p, p))
+    cy, cx = tree.y + tree.size // 2, tree.x + tree.size // 2
+    offs = torch.arange(m)
+    wp = x.shape[2]
+    flat = ((cy[:, None, None] + offs[None, :, None]) * wp
+            + (cx[:, None, None] + offs[None, None, :])).reshape(cy.numel(), m * m)
+    patches = x.reshape(x.shape[0], -1)[:, flat].permute(1, 0, 2).reshape(cy.numel(), -1)
+    vals = patches @ weight.to(dtype).reshape(weight.shape[0], -1).T  # (N', C_out)
+    if bias is not None:
+        vals = vals + bias.to(dtype)
+    return vals.T[:, tree.labels()]
+
+
+def conv_macs(tree: QuadTree, kernel_size: int, c_in: int, c_out: int) -> dict[str, int]:
+    """Multiply-adds of one stride-1, "same" convolution (odd ``M``) on the tree's image.
+
+    Returns:
+        ``{"dense": M²·H·W·C_in·C_out, "quadtree_exact": C_in·C_out·(M²·R + N'),
+        "per_leaf": M²·N'·C_in·C_out, "ring": R, "leaves": N', "pixels": H·W}`` (ints). The exact
+        count leaves out the one-off ``ΣW`` (``M²·C_in·C_out``), which does not grow with the image.
+    """
+    m, _, _ = _kernel_geometry(kernel_size, None)
+    check_positive_int(c_in, "c_in")
+    check_positive_int(c_out, "c_out")
+    r = int(ring_mask(tree, m).sum())
+    n, px = tree.n_leaves, tree.height * tree.width
+    cc = c_in * c_out
+    return {"dense": m * m * px * cc, "quadtree_exact": cc * (m * m * r + n),
+            "per_leaf": m * m * n * cc, "ring": r, "leaves": n, "pixels": px}
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparisons
+# ----------------------------------------------------------------------------------------------
+
+def uniform_reconstruction(image: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """Uniform downsampling at a sample budget: ``(C, H, W)`` → block means on a regular grid.
+
+    The grid has ``≈ n_samples`` cells (``gh × gw`` with ``gh/gw ≈ H/W``); each cell is replaced by its
+    mean (``adaptive_avg_pool2d``) and blown back up (nearest), the same piecewise-constant kind of
+    picture as :meth:`QuadTree.reconstruct` with ``N' = n_samples`` leaves.
+    """
+    image = _as_chw(image)
+    check_positive_int(n_samples, "n_samples")
+    h, w = image.shape[1:]
+    gh = min(h, max(1, round(math.sqrt(n_samples * h / w))))
+    gw = min(w, max(1, round(n_samples / gh)))
+    small = F.adaptive_avg_pool2d(image[None], (gh, gw))
+    # Map each pixel to its pooling cell (adaptive pooling's cells: floor(i·gh/h)).
+    iy = torch.arange(h) * gh // h
+    ix = torch.arange(w) * gw // w
+    return small[0][:, iy][:, :, ix]
+
+
+def psnr(reconstruction: torch.Tensor, reference: torch.Tensor, *, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB, ``10·log10(peak² / MSE)`` (``inf`` for identical images)."""
+    if reconstruction.shape != reference.shape:
+        raise ValueError(f"Shapes differ: {tuple(reconstruction.shape)} vs {tuple(reference.shape)}.")
+    mse = float(((reconstruction.double() - reference.double()) ** 2).mean())
+    return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
+
+
+def median_time(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 3) -> float:
+    """Median wall time in seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` untimed runs.
+
+    Fix ``torch.set_num_threads`` before calling, and time every contender in the same process.
+    """
+    check_positive_int(repeats, "repeats")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ----------------------------------------------------------------------------------------------
+# Occlusion saliency
+# ----------------------------------------------------------------------------------------------
+
+class OcclusionMap(tuple):
+    """``(saliency, n_forward)`` of :func:`sliding_window_occlusion`, also as attributes."""
+
+    __slots__ = ()
+
+    def __new__(cls, saliency: torch.Tensor, n_forward: int):
+        return super().__new__(cls, (saliency, n_forward))
+
+    @property
+    def saliency(self) -> torch.Tensor:
+        return self[0]
+
+    @property
+    def n_forward(self) -> int:
+        return self[1]
+
+
+@dataclass(frozen=True)
+class QuadtreeOcclusion:
+    """Result of :func:`quadtree_occlusion`.
+
+    Attributes:
+        saliency: ``(H, W)`` float; higher = occluding there lowers ``S_c`` more.
+        n_forward: forward passes used (the clean image included).
+        leaves: ``(K, 4)`` long, every occluded region as ``(y, x, h, w)``, coarse to fine.
+        deltas: ``(K,)`` score drop ``S_c(I) − S_c(I occluded)`` of each region.
+        levels: ``(K,)`` refinement level of each region (0 = the initial grid).
+        score: ``S_c`` of the clean image.
+    """
+
+    saliency: torch.Tensor
+    n_forward: int
+    leaves: torch.Tensor
+    deltas: torch.Tensor
+    levels: torch.Tensor
+    score: float
+
+
+def _occlusion_setup(model: nn.Module, image: torch.Tensor, target, fill, device):
+    if model.training:
+        raise ValueError("The model is in training mode; call model.eval() first.")
+    batch, single = check_images(image, name="image")
+    if not single:
+        raise ValueError(f"Occlusion takes one image (3, H, W), got shape {tuple(image.shape)}.")
+    dev = resolve_device(device, model)
+    x = batch[0].to(dev)
+    with torch.no_grad():
+        scores = model(x[None])
+    t = int(check_target(target, 1, num_classes=scores.shape[1], scores=scores)[0])
+    if isinstance(fill, str):
+        if fill != "mean":
+            raise ValueError(f"fill must be a number in [0, 1], a (3,) tensor or 'mean', got {fill!r}.")
+        fill_t = x.mean(dim=(1, 2), keepdim=True)
+    else:
+        fill_t = torch.as_tensor(fill, dtype=x.dtype, device=dev).reshape(-1, 1, 1)
+        if fill_t.numel() not in (1, 3) or fill_t.min() < 0 or fill_t.max() > 1:
+            raise ValueError(f"fill must be a number in [0, 1], a (3,) tensor in [0, 1] or 'mean', got {fill!r}.")
+    return x, t, float(scores[0, t]), fill_t.expand(3, 1, 1), dev
+
+
+def _occluded_scores(model: nn.Module, x: torch.Tensor, boxes: torch.Tensor, target: int,
+                     fill: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Scores ``S_target`` of ``x`` with each box ``(y, x, h, w)`` filled, ``batch_size`` at a time."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, boxes.shape[0], batch_size):
+            chunk = boxes[start : start + batch_size].tolist()
+            b = x.unsqueeze(0).repeat(len(chunk), 1, 1, 1)
+            for i, (by, bx, bh, bw) in enumerate(chunk):
+                b[i, :, by : by + bh, bx : bx + bw] = fill
+            out.append(model(b)[:, target].float().cpu())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _window_starts(length: int, patch: int, stride: int) -> list[int]:
+    starts = list(range(0, length - patch + 1, stride))
+    if starts[-1] + patch < length:  # cover the last pixels too
+        starts.append(length - patch)
+    return starts
+
+
+def sliding_window_occlusion(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
+                             patch: int = 16, stride: int = 8, fill=DEFAULT_FILL,
+                             batch_size: int = 32, device: str | torch.device | None = None
+                             ) -> OcclusionMap:
+    """Occlusion saliency (Zeiler & Fergus, 2014): slide a grey patch, record the score drop.
+
+    Every ``patch × patch`` window at ``stride`` (plus a last one flush with the right/bottom edge if
+    the grid does not reach it) is filled with ``fill`` and the drop ``S_c(I) − S_c(I occluded)``
+    is recorded; a pixel's saliency is the mean drop over the windows that cover it (as Captum's
+    ``Occlusion``). At 224² with patch 16 and stride 8: 27² = 729 occluded passes.
+
+    Args:
+        model: classifier (images in [0, 1] → scores), in eval mode.
+        image: ``(3, H, W)`` in [0, 1].
+        target: class index, or ``None`` for the top-1 class of the clean image.
+        patch, stride: window side and step in pixels.
+        fill: value written into the window: a number in [0, 1] (default 0.5, mid grey), a ``(3,)``
+            colour, or ``"mean"`` (the image's mean colour).
+        batch_size: occluded images per forward pass.
+
+    Returns:
+        :class:`OcclusionMap` ``(saliency (H, W) on the image's device, n_forward)``; ``n_forward``
+        counts the occluded images plus the clean one.
+    """
+    x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
+    h, w = x.shape[1:]
+    check_positive_int(patch, "patch")
+    check_positive_int(stride, "stride")
+    check_positive_int(batch_size, "batch_size")
+    if patch > min(h, w):
+        raise ValueError(f"patch={patch} is larger than the image ({h}×{w}).")
+    boxes = torch.tensor([(by, bx, patch, patch) for by in _window_starts(h, patch, stride)
+                          for bx in _window_starts(w, patch, stride)], dtype=torch.long)
+    drops = base - _occluded_scores(model, x, boxes, t, fill_t, batch_size)
+    total = torch.zeros(h, w)
+    count = torch.zeros(h, w)
+    for (by, bx, bh, bw), d in zip(boxes.tolist(), drops.tolist(), strict=True):
+        total[by : by + bh, bx : bx + bw] += d
+        count[by : by + bh, bx : bx + bw] += 1
+    return OcclusionMap((total / count).to(image.device), int(boxes.shape[0]) + 1)
+
+
+def _split_boxes(boxes: torch.Tensor) -> torch.Tensor:
+    """Each ``(y, x, h, w)`` → its four quadrants (ragged halves for odd sides)."""
+    y, x, h, w = boxes.unbind(1)
+    h0, w0 = h // 2, w // 2
+    quads = [(y, x, h0, w0), (y, x + w0, h0, w - w0), (y + h0, x, h - h0, w0),
+             (y + h0, x + w0, h - h0, w - w0)]
+    return torch.stack([torch.stack(q, 1) for q in quads], 1).reshape(-1, 4)
+
+
+def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
+                       min_size: int = 14, start_size: int | None = None, keep: float = 0.25,
+                       fill=DEFAULT_FILL, batch_size: int = 32,
+                       device: str | torch.device | None = None) -> QuadtreeOcclusion:
+    """Coarse-to-fine occlusion: occlude quadrants, refine only those that matter.
+
+    Level 0 occludes each cell of a regular grid of ``start_size`` blocks. At every following
+    level, the fraction ``keep`` of the previous level's regions with the largest score drop
+    ``Δ = S_c(I) − S_c(I occluded)`` is split into quadrants, and those are occluded (one batched
+    set of forward passes per level), until the quadrants would be smaller than ``min_size``. This
+    is the idea of hierarchical perturbation (Cooper et al., 2022): an occlusion that does not
+    change the score is not worth refining.
+
+    The map adds, at each pixel, the ``Δ`` of every region that contains it, each divided by the
+    region's area relative to the finest level (``Δ·(min area)/(area)``: a score drop per finest
+    cell), so refined regions rank above coarse ones that were never refined and the levels share
+    one scale.
+
+    Args:
+        model, image, target, fill, batch_size, device: as :func:`sliding_window_occlusion`.
+        min_size: smallest region side in pixels (default 14: about the sliding window's 16).
+        start_size: side of the level-0 grid blocks (default: a quarter of the shorter image side,
+            i.e. a 4×4 grid).
+        keep: fraction of each level's regions that is refined (rounded up, at least one).
+
+    Returns:
+        :class:`QuadtreeOcclusion`. At 224² with the defaults: 16 + 16 + 16 occluded passes
+        (56 → 28 → 14 pixels) plus the clean one: 49 forward passes.
+    """
+    x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
+    h, w = x.shape[1:]
+    check_positive_int(min_size, "min_size")
+    check_positive_int(batch_size, "batch_size")
+    if start_size is None:
+        start_size = max(min_size, min(h, w) // 4)
+    check_positive_int(start_size, "start_size")
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep={keep!r} must be a fraction in (0, 1].")
+    if min_size > min(h, w):
+        raise ValueError(f"min_size={min_size} is larger than the image ({h}×{w}).")
+    ny, nx = max(1, h // start_size), max(1, w // start_size)
+    ey = torch.linspace(0, h, ny + 1).round().long()
+    ex = torch.linspace(0, w, nx + 1).round().long()
+    boxes = torch.tensor([(int(ey[i]), int(ex[j]), int(ey[i + 1] - ey[i]), int(ex[j + 1] - ex[j]))
+                          for i in range(ny) for j in range(nx)], dtype=torch.long)
+    all_boxes, all_deltas, all_levels = [], [], []
+    level = 0
+    while True:
+        d = base - _occluded_scores(model, x, boxes, t, fill_t, batch_size)
+        all_boxes.append(boxes)
+        all_deltas.append(d)
+        all_levels.append(torch.full((boxes.shape[0],), level, dtype=torch.long))
+        if int(torch.minimum(boxes[:, 2], boxes[:, 3]).min()) // 2 < min_size:
+            break
+        k = max(1, math.ceil(keep * boxes.shape[0]))
+        boxes = _split_boxes(boxes[torch.argsort(d, descending=True, stable=True)[:k]])
+        level += 1
+    leaves, deltas, levels = torch.cat(all_boxes), torch.cat(all_deltas), torch.cat(all_levels)
+    area = (leaves[:, 2] * leaves[:, 3]).double()
+    weight = (deltas.double() * area.min() / area).float()
+    sal = torch.zeros(h, w)
+    for (by, bx, bh, bw), v in zip(leaves.tolist(), weight.tolist(), strict=True):
+        sal[by : by + bh, bx : bx + bw] += v
+    return QuadtreeOcclusion(sal.to(image.device), int(leaves.shape[0]) + 1, leaves, deltas, levels, base)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pictures
+# ----------------------------------------------------------------------------------------------
+
+def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None = None, *,
+                color: str = "yellow", lw: float = 0.4, title: str | None = None,
+                reconstruct: bool = False):
+    """Draw leaf outlines on ``ax``, optionally over ``image`` ``(3, H, W)``.
+
+    Args:
+        leaves: a :class:`QuadTree`, or a ``(K, 4)`` tensor of ``(y, x, h, w)`` boxes (e.g.
+            ``QuadtreeOcclusion.leaves``).
+        image: drawn underneath (or, with ``reconstruct=True`` and a tree, the tree's
+            piecewise-constant reconstruction of it).
+    """
+    from matplotlib.collections import LineCollection
+
+    from .images import to_numpy
+
+    if isinstance(leaves, QuadTree):
+        if reconstruct:
+            image = leaves.reconstruct(image)
+        boxes = torch.stack([leaves.y, leaves.x, leaves.size, leaves.size], 1)
+    else:
+        boxes = torch.as_tensor(leaves).reshape(-1, 4)
+    if image is not None:
+        shown = to_numpy(image.clamp(0, 1)) if image.shape[0] == 3 else image[0].cpu().numpy()
+        ax.imshow(shown, cmap=None if image.shape[0] == 3 else "gray")
+    b = boxes.cpu().numpy().astype(float)
+    y0, x0 = b[:, 0] - 0.5, b[:, 1] - 0.5
+    y1, x1 = y0 + b[:, 2], x0 + b[:, 3]
+    segs = np.concatenate([np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1)], 1),
+                           np.stack([np.stack([x0, y0], 1), np.stack([x0, y1], 1)], 1),
+                           np.stack([np.stack([x1, y0], 1), np.stack([x1, y1], 1)], 1),
+                           np.stack([np.stack([x0, y1], 1), np.stack([x1, y1], 1)], 1)])
+    ax.add_collection(LineCollection(segs, colors=color, linewidths=lw))
+    if image is None:
+        ax.set_xlim(float(x0.min()), float(x1.max()))
+        ax.set_ylim(float(y1.max()), float(y0.min()))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def threshold_explorer(image: torch.Tensor, *, thresholds: Sequence[float] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5),
+                       min_size: int = 1):
+    """An ipywidgets slider over ``thresholds``: leaves over the image and the reconstruction.
+
+    Returns the widget (display it in a notebook cell marked ``# NBVAL_IGNORE_OUTPUT``).
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    image = _as_chw(image)
+
+    def show(threshold: float) -> None:
+        tree = build_quadtree(image, threshold, min_size=min_size)
+        fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+        draw_leaves(axes[0], tree, image, title=f"t = {threshold}: N' = {tree.n_leaves}")
+        rec = tree.reconstruct()
+        draw_leaves(axes[1], tree, rec, lw=0,
+                    title=f"reconstruction, PSNR {psnr(rec, image):.1f} dB")
+        fig.tight_layout()
+        plt.show()
+
+    slider = widgets.SelectionSlider(options=list(thresholds), value=thresholds[len(thresholds) // 2],
+                                     description="threshold")
+    return widgets.interactive(show, threshold=slider)
