@@ -1,0 +1,575 @@
+"""Weakly supervised object localisation from a class saliency map (Simonyan et al., 2013, §4).
+
+The network was trained for classification only, yet its class saliency map tells where the object
+is. The paper turns the map into a box in four steps, each a function or a field here:
+
+1. **Seeds** — pixels whose saliency is above the 95 % quantile of the map are *foreground* seeds,
+   those below the 30 % quantile *background* seeds (:attr:`Localisation.fg_seeds`, ``bg_seeds``).
+2. **Colour models** — a Gaussian mixture of colours is fitted to each seed set.
+3. **GraphCut** — every pixel gets the label that minimises colour likelihood plus a smoothness
+   cost between neighbours; OpenCV's ``cv2.grabCut`` is the standard implementation
+   (:attr:`Localisation.segmentation`).
+4. **Box** — the bounding box of the largest connected foreground component
+   (:attr:`Localisation.mask`, :attr:`Localisation.box`).
+
+:func:`localise` does all four. :func:`box_iou` scores a box against the ground truth, and
+:func:`saliency_box` / :func:`centred_box` are the baselines the notebook compares against.
+
+Boxes are ``(x0, y0, x1, y1)`` ints in pixels of the given image, ``x1``/``y1`` exclusive (the
+convention of :mod:`utils.images`).
+
+For users with ILSVRC data, ``python -m utils.localisation evaluate --images DIR --boxes DIR``
+computes the paper's ILSVRC localisation error (top-5 classes; a prediction is right when its class
+is one of the image's objects and its box overlaps a box of that class with IoU ≥ 0.5).
+The class index ↔ WordNet id (``n01440764`` …) mapping is the sorted ILSVRC-2012 synset list that
+``timm`` ships (``timm.data.ImageNetInfo``), the order of the course's models' 1000 outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ._checks import check_fraction, check_images, check_positive_int, resolve_device
+
+__all__ = [
+    "Localisation",
+    "localise",
+    "largest_component",
+    "saliency_box",
+    "centred_box",
+    "mean_box_size",
+    "box_iou",
+    "crop_box_to_original",
+    "imagenet_wnids",
+    "read_ilsvrc_boxes",
+    "find_ilsvrc_pairs",
+    "ImageResult",
+    "EvaluationResult",
+    "evaluate_ilsvrc",
+    "format_summary",
+    "main",
+    "PAPER_TOP5_LOCALISATION_ERROR",
+]
+
+Box = tuple[int, int, int, int]
+
+#: The paper's top-5 localisation error on ILSVRC-2013 (Simonyan et al., 2013, §4).
+PAPER_TOP5_LOCALISATION_ERROR = 0.464
+
+# OpenCV fits this many Gaussians to each seed set (fixed in cv2.grabCut); k-means needs as many
+# pixels.
+_GMM_COMPONENTS = 5
+
+
+@dataclass(frozen=True)
+class Localisation:
+    """The result of :func:`localise`, with every intermediate step for teaching.
+
+    Attributes:
+        box: ``(x0, y0, x1, y1)`` of the largest connected foreground component, exclusive ends.
+        mask: bool ``(H, W)``, the largest connected component of :attr:`segmentation`.
+        segmentation: bool ``(H, W)``, GraphCut's foreground (before the component step).
+        fg_seeds: bool ``(H, W)``, pixels with saliency ``>= fg_threshold``.
+        bg_seeds: bool ``(H, W)``, pixels with saliency ``<= bg_threshold``.
+        fg_threshold, bg_threshold: the saliency values at the two quantiles.
+    """
+
+    box: Box
+    mask: torch.Tensor
+    segmentation: torch.Tensor
+    fg_seeds: torch.Tensor
+    bg_seeds: torch.Tensor
+    fg_threshold: float
+    bg_threshold: float
+
+
+def _saliency_array(saliency: torch.Tensor | np.ndarray, name: str = "saliency") -> np.ndarray:
+    """A finite, non-constant ``(H, W)`` map as float64 numpy, or a ValueError saying what is wrong."""
+    if isinstance(saliency, torch.Tensor):
+        a = saliency.detach().cpu().double().numpy()
+    elif isinstance(saliency, np.ndarray):
+        a = saliency.astype(np.float64)
+    else:
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array (H, W), got {type(saliency).__name__}.")
+    if a.ndim != 2:
+        raise ValueError(
+            f"{name} must be one map (H, W), got shape {a.shape}; for a batch from "
+            "utils.saliency.smoothgrad pass maps[i]."
+        )
+    if a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape}); it needs at least one pixel.")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    if a.max() <= a.min():
+        raise ValueError(
+            f"{name} is constant (every pixel is {a.min():.3g}): it ranks no pixel above another, "
+            "so there are no seeds. Check the target class and that the image is not blank."
+        )
+    return a
+
+
+def _check_quantiles(fg_quantile: float, bg_quantile: float) -> tuple[float, float]:
+    fq = check_fraction(fg_quantile, "fg_quantile")
+    bq = check_fraction(bg_quantile, "bg_quantile")
+    if bq >= fq:
+        raise ValueError(
+            f"bg_quantile={bg_quantile} must be below fg_quantile={fg_quantile} (the paper uses "
+            "0.30 and 0.95): background seeds are the least salient pixels, foreground the most."
+        )
+    return fq, bq
+
+
+def _to_uint8_bgr(image: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` in [0, 1] → contiguous uint8 ``(H, W, 3)`` in OpenCV's BGR order."""
+    rgb = (image.detach().cpu().permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def largest_component(mask: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, Box]:
+    """The largest 8-connected component of a bool mask ``(H, W)`` and its bounding box.
+
+    Ties between components of equal area go to the one OpenCV labels first (top-left-most).
+
+    Raises:
+        ValueError: the mask has no True pixel.
+    """
+    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be (H, W), got shape {m.shape}.")
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
+    if count < 2:
+        raise ValueError("The mask is empty (no foreground pixel), so it has no component or box.")
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[k, :4])
+    return torch.from_numpy(labels == k), (x, y, x + w, y + h)
+
+
+def localise(image: torch.Tensor, saliency: torch.Tensor | np.ndarray, *,
+             fg_quantile: float = 0.95, bg_quantile: float = 0.30,
+             grabcut_iterations: int = 0, seed: int = 0) -> Localisation:
+    """Segment the object from its class saliency map and return its box (paper, §4).
+
+    The foreground and background colour models (OpenCV's 5-component Gaussian mixtures) are
+    fitted to the seed pixels only, as in the paper; then one GraphCut labels every pixel, the
+    seeds keeping their labels. With ``grabcut_iterations > 0`` GrabCut then alternates that many
+    times between refitting the models to the current segmentation and cutting again.
+
+    Args:
+        image: ``(3, H, W)`` RGB in [0, 1] (e.g. from :func:`utils.images.load_image`).
+        saliency: ``(H, W)`` class saliency map of that image, larger = more salient. A
+            SmoothGrad map (:func:`utils.saliency.smoothgrad`) works better than the plain gradient
+            on the course's network.
+        fg_quantile: pixels with saliency at or above this quantile seed the foreground (0.95).
+        bg_quantile: pixels at or below this quantile seed the background (0.30).
+        grabcut_iterations: extra GrabCut iterations after the paper's single cut (0 = paper).
+        seed: seed of OpenCV's random generator (its k-means initialises the mixtures), so that the
+            result is reproducible.
+
+    Returns:
+        A :class:`Localisation` with ``.box``, ``.mask`` and the intermediate steps.
+
+    Raises:
+        ValueError: image and map of different sizes; an empty, constant or non-finite map;
+            quantiles outside (0, 1) or ``bg_quantile >= fg_quantile``; too few seed pixels.
+    """
+    batch, single = check_images(image, name="image")
+    if not single:
+        raise ValueError(f"localise takes one image (3, H, W), got shape {tuple(image.shape)}.")
+    sal = _saliency_array(saliency)
+    h, w = batch.shape[-2:]
+    if sal.shape != (h, w):
+        raise ValueError(
+            f"saliency has shape {sal.shape} but the image is {h}×{w}; compute the map on this "
+            "image (or resize one to the other) so that pixels correspond."
+        )
+    fq, bq = _check_quantiles(fg_quantile, bg_quantile)
+    check_positive_int(grabcut_iterations, "grabcut_iterations", minimum=0)
+    fg_t, bg_t = (float(v) for v in np.quantile(sal, [fq, bq]))
+    fg_seeds = sal >= fg_t
+    bg_seeds = (sal <= bg_t) & ~fg_seeds
+    for name, s in (("foreground", fg_seeds), ("background", bg_seeds)):
+        if int(s.sum()) < _GMM_COMPONENTS:
+            raise ValueError(
+                f"Only {int(s.sum())} {name} seed pixels (GraphCut's colour model needs at least "
+                f"{_GMM_COMPONENTS}); use a larger image or quantiles further from the ends."
+            )
+    bgr = _to_uint8_bgr(batch[0])
+    # 1-2. Colour models from the seed pixels only: GrabCut with zero iterations just fits the
+    # mixtures, here to a 1-row "image" made of the seed pixels.
+    seed_pixels = np.ascontiguousarray(np.concatenate([bgr[fg_seeds], bgr[bg_seeds]])[None])
+    seed_labels = np.concatenate([np.full(int(fg_seeds.sum()), cv2.GC_FGD, np.uint8),
+                                  np.full(int(bg_seeds.sum()), cv2.GC_BGD, np.uint8)])[None]
+    bgd_model = np.zeros((1, 65), np.float64)
+    fgd_model = np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(int(seed))
+    cv2.grabCut(seed_pixels, seed_labels, None, bgd_model, fgd_model, 0, cv2.GC_INIT_WITH_MASK)
+    # 3. One graph cut with those models; seeds are hard labels, the rest is to be decided.
+    labels = np.full((h, w), cv2.GC_PR_BGD, np.uint8)
+    labels[fg_seeds] = cv2.GC_FGD
+    labels[bg_seeds] = cv2.GC_BGD
+    cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, 1, cv2.GC_EVAL_FREEZE_MODEL)
+    if grabcut_iterations:
+        cv2.grabCut(bgr, labels, None, bgd_model, fgd_model, grabcut_iterations, cv2.GC_EVAL)
+    segmentation = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    # 4. The largest connected component and its box (never empty: the fg seeds stay foreground).
+    mask, box = largest_component(segmentation)
+    return Localisation(box=box, mask=mask, segmentation=torch.from_numpy(segmentation),
+                        fg_seeds=torch.from_numpy(fg_seeds), bg_seeds=torch.from_numpy(bg_seeds),
+                        fg_threshold=fg_t, bg_threshold=bg_t)
+
+
+def saliency_box(saliency: torch.Tensor | np.ndarray, quantile: float = 0.95) -> Box:
+    """Baseline without GraphCut: the box of the largest component of ``saliency >= quantile``.
+
+    Args:
+        saliency: ``(H, W)`` map.
+        quantile: in (0, 1); pixels at or above this quantile of the map are kept.
+    """
+    sal = _saliency_array(saliency)
+    q = check_fraction(quantile, "quantile")
+    return largest_component(sal >= np.quantile(sal, q))[1]
+
+
+def mean_box_size(boxes: Sequence[Sequence[int]]) -> tuple[float, float]:
+    """Mean ``(width, height)`` of boxes ``(x0, y0, x1, y1)``."""
+    if len(boxes) == 0:
+        raise ValueError("mean_box_size needs at least one box.")
+    a = np.asarray(boxes, dtype=np.float64)
+    return float(np.mean(a[:, 2] - a[:, 0])), float(np.mean(a[:, 3] - a[:, 1]))
+
+
+def centred_box(height: int, width: int, box_size: tuple[float, float]) -> Box:
+    """Baseline without any saliency: a ``(box_w, box_h)`` box centred in an ``height × width`` image.
+
+    With ``box_size = mean_box_size(ground_truth)`` it is the best a method that ignores the image
+    can guess (up to the position).
+    """
+    bw, bh = (min(float(s), float(lim)) for s, lim in zip(box_size, (width, height), strict=True))
+    if bw <= 0 or bh <= 0:
+        raise ValueError(f"box_size must be positive (width, height), got {box_size}.")
+    x0, y0 = round((width - bw) / 2), round((height - bh) / 2)
+    return x0, y0, min(width, x0 + max(1, round(bw))), min(height, y0 + max(1, round(bh)))
+
+
+def _check_box(box: Sequence[float], name: str) -> tuple[float, float, float, float]:
+    if len(box) != 4:
+        raise ValueError(f"{name} must be (x0, y0, x1, y1), got {tuple(box)}.")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(np.isfinite([x0, y0, x1, y1])) or x1 <= x0 or y1 <= y0:
+        raise ValueError(f"{name}={tuple(box)} must have finite coordinates with x0 < x1 and y0 < y1.")
+    return x0, y0, x1, y1
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two boxes ``(x0, y0, x1, y1)`` (exclusive ends), in [0, 1]."""
+    ax0, ay0, ax1, ay1 = _check_box(a, "a")
+    bx0, by0, bx1, by1 = _check_box(b, "b")
+    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
+    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter / union
+
+
+def crop_box_to_original(box: Sequence[int], original_size: tuple[int, int],
+                         size: int) -> tuple[float, float, float, float]:
+    """Inverse of :func:`utils.images.resize_crop_box`: a box in the loaded ``size × size`` crop →
+    the original ``(width, height)`` image's pixels (floats, exclusive ends, clipped to the image)."""
+    w, h = original_size
+    x0, y0, x1, y1 = _check_box(box, "box")
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    left, top = (nw - size) // 2, (nh - size) // 2
+    sx, sy = w / nw, h / nh
+    return (min(max((x0 + left) * sx, 0.0), w), min(max((y0 + top) * sy, 0.0), h),
+            min(max((x1 + left) * sx, 0.0), w), min(max((y1 + top) * sy, 0.0), h))
+
+
+# --------------------------------------------------------------------------------------------
+# ILSVRC evaluation
+# --------------------------------------------------------------------------------------------
+
+@cache
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 ILSVRC-2012 WordNet ids, sorted; index = class index of the course's models.
+
+    Read offline from ``timm`` (``timm.data.ImageNetInfo().label_names()``).
+    """
+    from timm.data import ImageNetInfo
+
+    wnids = tuple(ImageNetInfo("imagenet-1k").label_names())
+    if len(wnids) != 1000 or list(wnids) != sorted(wnids):
+        raise RuntimeError("timm's ImageNet-1k synset list is not the 1000 sorted ILSVRC-2012 ids.")
+    return wnids
+
+
+def read_ilsvrc_boxes(path: str | os.PathLike) -> tuple[tuple[int, int], list[tuple[str, tuple[float, float, float, float]]]]:
+    """Read an ILSVRC (PASCAL VOC-style) XML annotation.
+
+    Returns:
+        ``((width, height), [(wnid, (x0, y0, x1, y1)), ...])``. ILSVRC's ``xmax``/``ymax`` are
+        inclusive pixel indices; they become exclusive ends (+1), clipped to the image.
+
+    Raises:
+        ValueError: not XML, or missing ``size`` / ``object`` / ``bndbox`` fields.
+    """
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise ValueError(f"{path.name} is not a readable XML annotation: {e}") from None
+
+    def number(node: ET.Element, tag: str) -> float:
+        child = node.find(tag)
+        if child is None or child.text is None:
+            raise ValueError(f"{path.name}: <{tag}> is missing (expected ILSVRC/PASCAL VOC XML).")
+        try:
+            return float(child.text)
+        except ValueError:
+            raise ValueError(f"{path.name}: <{tag}> is {child.text!r}, not a number.") from None
+
+    size = root.find("size")
+    if size is None:
+        raise ValueError(f"{path.name}: <size> is missing (expected ILSVRC/PASCAL VOC XML).")
+    width, height = int(number(size, "width")), int(number(size, "height"))
+    objects = []
+    for obj in root.iter("object"):
+        name = obj.findtext("name")
+        bnd = obj.find("bndbox")
+        if not name or bnd is None:
+            raise ValueError(f"{path.name}: an <object> lacks <name> or <bndbox>.")
+        x0, y0 = max(0.0, number(bnd, "xmin")), max(0.0, number(bnd, "ymin"))
+        x1, y1 = min(float(width), number(bnd, "xmax") + 1), min(float(height), number(bnd, "ymax") + 1)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"{path.name}: box {(x0, y0, x1, y1)} of {name} is empty.")
+        objects.append((name.strip(), (x0, y0, x1, y1)))
+    if not objects:
+        raise ValueError(f"{path.name} has no <object> with a box.")
+    return (width, height), objects
+
+
+_IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
+
+
+def find_ilsvrc_pairs(images: str | os.PathLike, boxes: str | os.PathLike,
+                      limit: int | None = None) -> tuple[list[tuple[Path, Path]], int]:
+    """Pair image files with their XML annotations by file name (searching both folders recursively).
+
+    Returns:
+        ``(pairs sorted by image name, number of images without an annotation)``; at most ``limit``
+        pairs.
+    """
+    images, boxes = Path(images), Path(boxes)
+    for p, what in ((images, "--images"), (boxes, "--boxes")):
+        if not p.is_dir():
+            raise FileNotFoundError(f"{what} folder {p} does not exist.")
+    xml = {p.stem: p for p in boxes.rglob("*.xml")}
+    files = sorted((p for p in images.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES),
+                   key=lambda p: p.name)
+    pairs = [(p, xml[p.stem]) for p in files if p.stem in xml]
+    unmatched = len(files) - len(pairs)
+    if not pairs:
+        raise ValueError(
+            f"No image in {images} has an annotation of the same name in {boxes} "
+            f"({len(files)} images, {len(xml)} XML files); ILSVRC pairs X.JPEG with X.xml."
+        )
+    if limit is not None:
+        pairs = pairs[:check_positive_int(limit, "limit")]
+    return pairs, unmatched
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One image's evaluation: predicted classes (best first), their boxes (original pixels),
+    the best IoU of each with a ground-truth box of that class (0 when the class is wrong)."""
+
+    image: str
+    classes: tuple[int, ...]
+    boxes: tuple[tuple[float, float, float, float], ...]
+    ious: tuple[float, ...]
+    true_classes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """ILSVRC localisation error over a set of images (fractions in [0, 1])."""
+
+    results: list[ImageResult] = field(repr=False)
+    top1_cls_error: float
+    topk_cls_error: float
+    top1_loc_error: float
+    topk_loc_error: float
+    skipped: int = 0
+    settings: dict = field(default_factory=dict)
+
+
+def _loc_error(results: Sequence[ImageResult], k: int, threshold: float = 0.5) -> float:
+    return float(np.mean([not any(v >= threshold for v in r.ious[:k]) for r in results]))
+
+
+def _cls_error(results: Sequence[ImageResult], k: int) -> float:
+    return float(np.mean([not set(r.classes[:k]) & set(r.true_classes) for r in results]))
+
+
+def evaluate_ilsvrc(model: torch.nn.Module, pairs: Sequence[tuple[Path, Path]], *, k: int = 5,
+                    samples: int = 32, noise: float = 0.15, fg_quantile: float = 0.95,
+                    bg_quantile: float = 0.30, batch_size: int = 4, progress: bool = True
+                    ) -> EvaluationResult:
+    """ILSVRC localisation error of saliency + GraphCut (the paper's §4 protocol, top-``k``).
+
+    Each image is loaded as the model sees it (:func:`utils.images.load_image`, shorter side
+    resized, centre crop). For each of its top-``k`` classes a SmoothGrad map is computed, localised
+    with :func:`localise`, and the box mapped back to the original image. A prediction is right
+    when its class is among the image's objects and IoU ≥ 0.5 with a box of that class; the image
+    counts as an error when none of the ``k`` predictions is right. Objects outside the centre crop
+    cannot be covered: a limitation of evaluating on one crop.
+
+    Args:
+        model: classifier from :func:`utils.models.load_classifier` (1000 ILSVRC classes).
+        pairs: ``(image path, XML path)`` from :func:`find_ilsvrc_pairs`.
+        batch_size: images per step; SmoothGrad runs on ``batch_size × k`` maps at once.
+    """
+    from tqdm.auto import tqdm
+
+    from .images import load_image
+    from .saliency import smoothgrad
+
+    check_positive_int(k, "k")
+    check_positive_int(batch_size, "batch_size")
+    _check_quantiles(fg_quantile, bg_quantile)
+    wnids = imagenet_wnids()
+    index = {w: i for i, w in enumerate(wnids)}
+    size = int(getattr(model, "input_size", 224))
+    device = resolve_device(None, model)
+    results: list[ImageResult] = []
+    with tqdm(total=len(pairs), unit="img", desc="localising", disable=not progress,
+              file=sys.stderr) as bar:
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            annotations = []
+            for _, xml_path in chunk:
+                (w, h), objects = read_ilsvrc_boxes(xml_path)
+                unknown = sorted({n for n, _ in objects if n not in index})
+                if unknown:
+                    raise ValueError(f"{xml_path.name}: {unknown} are not ILSVRC-2012 classes.")
+                annotations.append(((w, h), [(index[n], b) for n, b in objects]))
+            images = torch.stack([load_image(p, size) for p, _ in chunk]).to(device)
+            with torch.no_grad():
+                top = model(images).topk(k, dim=1).indices.cpu()  # (B, k)
+            maps = smoothgrad(model, images.repeat_interleave(k, dim=0), top.flatten().tolist(),
+                              samples=samples, noise=noise, batch_size=max(16, len(chunk) * k))
+            maps = maps.cpu().view(len(chunk), k, size, size)
+            for i, ((img_path, _), ((w, h), objects)) in enumerate(zip(chunk, annotations, strict=True)):
+                classes, boxes, ious = [], [], []
+                for j in range(k):
+                    c = int(top[i, j])
+                    loc = localise(images[i].cpu(), maps[i, j], fg_quantile=fg_quantile,
+                                   bg_quantile=bg_quantile)
+                    box = crop_box_to_original(loc.box, (w, h), size)
+                    best = max((box_iou(box, b) for oc, b in objects if oc == c), default=0.0)
+                    classes.append(c)
+                    boxes.append(box)
+                    ious.append(best)
+                results.append(ImageResult(img_path.name, tuple(classes), tuple(boxes), tuple(ious),
+                                           tuple(sorted({oc for oc, _ in objects}))))
+            bar.update(len(chunk))
+    settings = {"model": getattr(model, "name", type(model).__name__), "k": k, "samples": samples,
+                "noise": noise, "fg_quantile": fg_quantile, "bg_quantile": bg_quantile}
+    return EvaluationResult(results, _cls_error(results, 1), _cls_error(results, k),
+                            _loc_error(results, 1), _loc_error(results, k), settings=settings)
+
+
+def format_summary(result: EvaluationResult) -> str:
+    """A plain-text table of an :class:`EvaluationResult`, with the paper's figure for context."""
+    s = result.settings
+    k = s.get("k", 5)
+    rows = [
+        ("images", f"{len(result.results)}"),
+        ("top-1 classification error", f"{100 * result.top1_cls_error:.1f} %"),
+        (f"top-{k} classification error", f"{100 * result.topk_cls_error:.1f} %"),
+        ("top-1 localisation error", f"{100 * result.top1_loc_error:.1f} %"),
+        (f"top-{k} localisation error", f"{100 * result.topk_loc_error:.1f} %"),
+        ("paper, top-5 loc. error (ILSVRC-2013)", f"{100 * PAPER_TOP5_LOCALISATION_ERROR:.1f} %"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    head = (f"ILSVRC localisation: {s.get('model')}, SmoothGrad {s.get('samples')} samples × noise "
+            f"{s.get('noise')}, seeds at quantiles {s.get('fg_quantile')} / {s.get('bg_quantile')}")
+    lines = [head, "-" * len(head)] + [f"{a:<{width}}  {b:>8}" for a, b in rows]
+    if result.skipped:
+        lines.append(f"({result.skipped} images without an annotation were skipped)")
+    return "\n".join(lines)
+
+
+def _write_csv(result: EvaluationResult, path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "rank", "class", "wnid", "x0", "y0", "x1", "y1", "iou"])
+        wnids = imagenet_wnids()
+        for r in result.results:
+            for rank, (c, b, v) in enumerate(zip(r.classes, r.boxes, r.ious, strict=True), 1):
+                writer.writerow([r.image, rank, c, wnids[c], *(f"{x:.1f}" for x in b), f"{v:.4f}"])
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m utils.localisation",
+                                description="Weakly supervised localisation from saliency maps.")
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("evaluate", help="ILSVRC top-5 localisation error (paper, section 4)",
+                       description="Compute the ILSVRC localisation error of SmoothGrad saliency + "
+                                   "GraphCut on images with ILSVRC XML box files.")
+    e.add_argument("--images", required=True, type=Path, help="folder of images (searched recursively)")
+    e.add_argument("--boxes", required=True, type=Path, help="folder of ILSVRC XML files (same names)")
+    e.add_argument("--model", default="efficientnet_lite0", help="a name from utils.models.available_models()")
+    e.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    e.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    e.add_argument("--batch-size", type=int, default=4, help="images per step (default 4)")
+    e.add_argument("--samples", type=int, default=32, help="SmoothGrad samples (default 32)")
+    e.add_argument("--noise", type=float, default=0.15, help="SmoothGrad noise (default 0.15)")
+    e.add_argument("--fg-quantile", type=float, default=0.95)
+    e.add_argument("--bg-quantile", type=float, default=0.30)
+    e.add_argument("--top", type=int, default=5, help="classes per image (default 5)")
+    e.add_argument("--csv", type=Path, default=None, help="also write per-prediction results here")
+    e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 ok, 2 bad input).
+
+    ``python -m utils.localisation evaluate --images DIR --boxes DIR [--model NAME]
+    [--device cuda] [--limit N]``
+    """
+    args = _parser().parse_args(argv)
+    from .models import WeightsNotAvailableError, load_classifier
+
+    try:
+        pairs, unmatched = find_ilsvrc_pairs(args.images, args.boxes, args.limit)
+        model = load_classifier(args.model, device=args.device)
+        result = evaluate_ilsvrc(model, pairs, k=args.top, samples=args.samples, noise=args.noise,
+                                 fg_quantile=args.fg_quantile, bg_quantile=args.bg_quantile,
+                                 batch_size=args.batch_size, progress=not args.no_progress)
+    except (ValueError, TypeError, FileNotFoundError, WeightsNotAvailableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = EvaluationResult(**{**result.__dict__, "skipped": unmatched})
+    print(format_summary(result))
+    if args.csv is not None:
+        _write_csv(result, args.csv)
+        print(f"per-prediction results written to {args.csv}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
