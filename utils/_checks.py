@@ -39,7 +39,7 @@ def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.T
         images: float tensor ``(N, 3, H, W)`` or one image ``(3, H, W)``, values in [0, 1].
 
     Returns:
-        The batch as ``(N, 3, H, W)`` float32 (a view when possible) and whether the input was a
+        The batch as ``(N, 3, H, W)``, float32 or float64 (a view when possible), and whether it was a
         single image (callers then squeeze the batch dimension of their result).
 
     Raises:
@@ -77,8 +77,8 @@ def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.T
             f"{name} must have values in [0, 1] (the model normalises internally), got range "
             f"[{lo:.3g}, {hi:.3g}]; for 0..255 pixels divide by 255."
         )
-    if batch.dtype != torch.float32:
-        batch = batch.float()
+    if batch.dtype not in (torch.float32, torch.float64):
+        batch = batch.float()  # half precision is computed in float32; float64 is kept
     return batch, single
 
 
