@@ -31,7 +31,7 @@ unit: $(STAMP)
 	$(PY) -m pytest tests
 
 notebooks: $(STAMP)
-	$(PY) -m pytest $(NBVAL) notebooks
+	IPYTHONDIR=$(CURDIR)/tests/ipython $(PY) -m pytest $(NBVAL) notebooks
 
 execute: $(STAMP)
 	for nb in notebooks/[0-9]*.ipynb; do \

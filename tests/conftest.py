@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import torch
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _is_local(address) -> bool:
-    if isinstance(address, (str, bytes)):  # AF_UNIX path
-        return True
-    host = address[0] if isinstance(address, tuple) else address
-    return host in ("localhost", "::1", "") or str(host).startswith("127.")
-
-
-def _guarded(real):
-    def connect(self, address):
-        if not _is_local(address):
-            raise RuntimeError(
-                f"Network access attempted during the tests (to {address!r}). The course must run "
-                "offline: load weights and data from installed packages and data/, never download."
-            )
-        return real(self, address)
-
-    return connect
+from utils.offline import install_network_guard, remove_network_guard
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_network():
-    socket.socket.connect = _guarded(_real_connect)
-    socket.socket.connect_ex = _guarded(_real_connect_ex)
+    install_network_guard()
     yield
-    socket.socket.connect = _real_connect
-    socket.socket.connect_ex = _real_connect_ex
+    remove_network_guard()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,55 @@
+"""The offline guard blocks the network in tests and in notebook kernels, and loading never downloads."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from utils.models import WeightsNotAvailableError, load_classifier
+from utils.offline import NetworkAccessError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_guard_blocks_remote_addresses():
+    with socket.socket() as s, pytest.raises(NetworkAccessError, match="offline"):
+        s.connect(("93.184.216.34", 80))
+
+
+def test_guard_allows_loopback():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        with socket.socket() as client:
+            client.connect(server.getsockname())
+
+
+def test_missing_torchvision_weights_fail_fast(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    start = time.perf_counter()
+    with pytest.raises(WeightsNotAvailableError):
+        load_classifier("resnet50", device="cpu")
+    assert time.perf_counter() - start < 5
+
+
+def test_notebook_kernels_get_the_guard():
+    """The IPython start-up file that `make test` points kernels to installs the guard."""
+    code = (
+        "import runpy, socket; "
+        f"runpy.run_path({str(ROOT / 'tests/ipython/profile_default/startup/00_offline_guard.py')!r}); "
+        "s = socket.socket()\n"
+        "try:\n    s.connect(('10.1.2.3', 80))\nexcept Exception as e:\n    print(type(e).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "NetworkAccessError", out.stderr
+
+
+def test_makefile_points_nbval_kernels_at_the_guard():
+    text = (ROOT / "Makefile").read_text()
+    assert "IPYTHONDIR=$(CURDIR)/tests/ipython" in text
