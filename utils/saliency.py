@@ -233,6 +233,9 @@ def _ig_nodes(steps: int, method: str) -> tuple[list[float], list[float]]:
     kind = method.split("_")[1]
     deltas = [1 / n] * n
     if kind == "trapezoid":
+        # nodes 0, 1/(n−1), …, 1: weights 1/(n−1), halved at both ends (they sum to 1). Captum
+        # 0.9 uses 1/n here (its weights sum to 1 − 1/n), so its result is ours · (n−1)/n.
+        deltas = [1 / (n - 1)] * n
         deltas[0] /= 2
         deltas[-1] /= 2
         alphas = torch.linspace(0, 1, n)
@@ -255,7 +258,8 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
     ``IG_i(x) = (x_i − x'_i) · ∫₀¹ ∂S_c/∂I_i (x' + α (x − x')) dα``, the integral approximated by
     ``steps`` nodes of ``method`` (the quadratures of Captum's ``IntegratedGradients``:
     ``"gausslegendre"`` — Captum's default — or ``"riemann_trapezoid"``, ``"riemann_left"``,
-    ``"riemann_right"``, ``"riemann_middle"``). The ``steps · N`` interpolated images go through
+    ``"riemann_right"``, ``"riemann_middle"``; identical to Captum's except the trapezoid rule,
+    whose weights here sum to 1 as they should, Captum's to ``1 − 1/steps``). The ``steps · N`` interpolated images go through
     the model ``batch_size`` at a time: ``steps`` forward and backward passes per image, plus two
     forward passes for the completeness error.
 
