@@ -1,0 +1,196 @@
+"""Faithfulness metrics and the randomisation sanity check, on hand-made cases and the real model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from utils.metrics import (
+    cascade_layers,
+    count_passes,
+    deletion_curve,
+    format_table,
+    gaussian_blur,
+    insertion_curve,
+    model_randomisation,
+    pointing_game,
+    run_methods,
+    spearman,
+)
+from utils.models import ImageClassifier, toy_linear_classifier
+from utils.saliency import saliency_map
+
+
+class RegionModel(nn.Module):
+    """Class 0's score is 20 × the mean brightness of rows 0–3 × columns 0–3, class 1's is 0:
+    only that corner matters, and the brighter the more."""
+
+    def forward(self, x):
+        s = 20 * x[:, :, :4, :4].mean(dim=(1, 2, 3))
+        return torch.stack([s, torch.zeros_like(s)], dim=1)
+
+
+def corner_maps(n: int = 2, size: int = 8) -> dict[str, torch.Tensor]:
+    perfect = torch.zeros(n, size, size)
+    perfect[:, :4, :4] = 1.0
+    gen = torch.Generator().manual_seed(0)
+    return {"perfect": perfect, "random": torch.rand(n, size, size, generator=gen),
+            "inverse": 1.0 - perfect}
+
+
+@pytest.fixture()
+def bright():
+    return torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.5 + 0.5
+
+
+def test_deletion_of_a_perfect_map_drops_fastest(bright):
+    m = RegionModel().eval()
+    auc = {k: deletion_curve(m, bright, v, 0, steps=16).auc for k, v in corner_maps().items()}
+    assert (auc["perfect"] < auc["random"]).all() and (auc["random"] < auc["inverse"]).all()
+    logit = deletion_curve(m, bright, corner_maps()["perfect"], 0, steps=4, score="logit")
+    # a quarter of the pixels = the whole corner: after the first step the score is 0
+    assert logit.scores.shape == (2, 5) and torch.equal(logit.fractions, torch.linspace(0, 1, 5))
+    assert logit.scores[:, 1:].abs().max() < 1e-6 and (logit.scores[:, 0] > 5).all()
+
+
+def test_insertion_of_a_perfect_map_rises_fastest():
+    m = RegionModel().eval()
+    lit = torch.zeros(2, 3, 8, 8)
+    lit[:, :, :4, :4] = 1.0  # a bright corner on black: the blurred canvas dims the corner
+    auc = {k: insertion_curve(m, lit, v, 0, steps=16, blur_kernel=5, blur_sigma=2.0,
+                              score="logit").auc for k, v in corner_maps().items()}
+    assert (auc["perfect"] > auc["random"]).all() and (auc["random"] > auc["inverse"]).all()
+
+
+def test_curve_end_points(model, samples):
+    x = torch.stack([s.image for s in samples[:2]])[:, :, ::4, ::4].contiguous()  # 56×56
+    t = [s.target for s in samples[:2]]
+    maps = saliency_map(model, x, t)
+    d = deletion_curve(model, x, maps, t, steps=3, batch_size=3)
+    i = insertion_curve(model, x, maps, t, steps=3, batch_size=5)
+    with torch.no_grad():
+        p = model(x).softmax(1)[[0, 1], t]
+        p_black = model(torch.zeros_like(x)).softmax(1)[[0, 1], t]
+        p_blur = model(gaussian_blur(x)).softmax(1)[[0, 1], t]
+    torch.testing.assert_close(d.scores[:, 0], p, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(d.scores[:, -1], p_black, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(i.scores[:, 0], p_blur, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(i.scores[:, -1], p, rtol=1e-4, atol=1e-6)
+    assert ((0 <= d.auc) & (d.auc <= 1)).all()
+
+
+def test_gaussian_blur_keeps_constants_and_smooths():
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    torch.testing.assert_close(gaussian_blur(flat), flat)
+    noise = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert gaussian_blur(noise).std() < noise.std() / 2
+    with pytest.raises(ValueError, match="odd"):
+        gaussian_blur(noise, kernel=4)
+
+
+def test_pointing_game_hand_made():
+    maps = torch.zeros(3, 10, 10)
+    maps[0, 2, 3] = 1  # inside (x=3, y=2) of box 0
+    maps[1, 9, 9] = 1  # outside box 1
+    maps[2, 5, 8] = 1  # just right of box 2 (x1 = 8 is exclusive)
+    boxes = [(1, 1, 5, 5), (0, 0, 4, 4), (4, 4, 8, 8)]
+    assert pointing_game(maps, boxes, tolerance=0).tolist() == [True, False, False]
+    assert pointing_game(maps, boxes, tolerance=1).tolist() == [True, False, True]
+    assert bool(pointing_game(maps[0], boxes[0], tolerance=0))
+    # a map that points exactly at the object scores 1 in the pointing game
+    obj = torch.zeros(2, 10, 10)
+    obj[:, 6:9, 1:4] = torch.rand(2, 3, 3) + 1
+    assert pointing_game(obj, [(1, 6, 4, 9)] * 2, tolerance=0).float().mean() == 1.0
+
+
+@pytest.mark.parametrize(
+    "maps, boxes, kwargs, match",
+    [(torch.zeros(2, 4, 4), [(0, 0, 2, 2)], {}, "one box per map"),
+     (torch.zeros(1, 4, 4), [(0, 0, 5, 2)], {}, "inside"),
+     (torch.zeros(1, 4, 4), [(0, 0, 2, 2)], {"tolerance": -1}, "tolerance"),
+     (torch.zeros(4), [(0, 0, 2, 2)], {}, "maps")],
+)
+def test_pointing_game_bad_inputs(maps, boxes, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pointing_game(maps, boxes, **kwargs)
+
+
+def test_curves_bad_inputs(bright):
+    m = RegionModel().eval()
+    good = corner_maps()["perfect"]
+    with pytest.raises(ValueError, match="matching"):
+        deletion_curve(m, bright, good[:1], 0)
+    with pytest.raises(ValueError, match="steps"):
+        deletion_curve(m, bright, good, 0, steps=0)
+    with pytest.raises(ValueError, match="score"):
+        insertion_curve(m, bright, good, 0, score="softmax")
+    with pytest.raises(ValueError, match="baseline"):
+        deletion_curve(m, bright, good, 0, baseline=-1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        deletion_curve(m, bright, good * float("nan"), 0)
+    with pytest.raises(ValueError, match="eval"):
+        deletion_curve(RegionModel().train(), bright, good, 0)
+
+
+def test_spearman():
+    a = torch.rand(5, 5, generator=torch.Generator().manual_seed(0))
+    assert spearman(a, a) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert spearman(a, a**3) == pytest.approx(1.0)  # ranks only
+    assert math.isnan(spearman(a, torch.zeros(5, 5)))
+
+
+def test_cascade_layers_of_the_course_model(model):
+    names = [n for n, _ in cascade_layers(model)]
+    assert names[0] == "net.classifier" and names[-1] == "net.conv_stem"
+    assert names[3:10] == [f"net.blocks.{i}" for i in range(6, -1, -1)]
+
+
+def test_randomisation_never_modifies_the_model(model, samples):
+    x = samples[0].image[None, :, ::4, ::4].contiguous()  # 56×56
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    check = model_randomisation(model, x, None, saliency_map)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not model.training and all(not p.requires_grad for p in model.parameters())
+    assert check.layers[0] == "original" and len(check.layers) == len(cascade_layers(model)) + 1
+    assert check.correlation.shape == (1, len(check.layers))
+    assert check.correlation[0, 0] == pytest.approx(1.0)
+    assert check.maps.shape == (len(check.layers), 1, 56, 56)
+    # the plain gradient depends on the weights: fully randomised, it is far from the original
+    assert abs(check.correlation[0, -1]) < 0.5
+    # seeded: the same again
+    again = model_randomisation(model, x, None, saliency_map,
+                                layers=cascade_layers(model)[:2])
+    assert again.correlation[0, 1:] == pytest.approx(check.correlation[0, 1:3], abs=1e-6)
+
+
+def test_randomisation_on_a_toy_model():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 6 * 6, 3))
+    m = ImageClassifier(net, (0.5,) * 3, (0.5,) * 3, 6, ["a", "b", "c"], "toy").eval()
+    check = model_randomisation(m, torch.rand(2, 3, 6, 6), [0, 1], saliency_map)
+    assert check.layers == ["original", "net.3", "net.0"]
+    with pytest.raises(ValueError, match="not part of the model"):
+        model_randomisation(m, torch.rand(1, 3, 6, 6), 0, saliency_map,
+                            layers=[("other", [nn.Linear(2, 2)])])
+
+
+def test_count_passes_and_run_methods():
+    m = toy_linear_classifier()
+    x = torch.rand(3, 3, 6, 5)
+    with count_passes(m) as c:
+        saliency_map(m, x, 0)
+        with torch.no_grad():
+            m(x)
+    assert (c.forward, c.backward) == (6, 3)
+    assert not m._forward_hooks and not m._forward_pre_hooks
+    runs = run_methods({"gradient": saliency_map}, m, x, 1)
+    r = runs["gradient"]
+    assert r.maps.shape == (3, 6, 5) and (r.forward, r.backward) == (1.0, 1.0) and r.seconds >= 0
+    text = format_table([{"method": "a", "auc": 0.1234}, {"method": "bb", "auc": 1.0}])
+    assert text.splitlines() == ["method   auc", "a       0.12", "bb      1.00"]
