@@ -61,17 +61,17 @@ def main() -> None:
         x = torch.stack([samples[i % len(samples)].image for i in range(n)]).to(dev)
         t = [samples[i % len(samples)].target for i in range(n)]
 
-        def forward():
+        def forward(x=x):
             with torch.no_grad():
                 model(x)
 
-        def ours():
+        def ours(x=x, t=t):
             saliency_map(model, x, t)
 
-        def theirs():
+        def theirs(x=x, t=t):
             captum.attribute(x.clone().requires_grad_(True), target=t, abs=True).amax(1)
 
-        def naive():
+        def naive(x=x, t=t):
             xi = x.clone().requires_grad_(True)
             naive_model.zero_grad(set_to_none=True)
             naive_model(xi).gather(1, torch.tensor(t, device=dev)[:, None]).sum().backward()

@@ -51,7 +51,7 @@ def test_size_and_centre_crop():
 def test_modes_become_rgb(mode, tmp_path):
     base = Image.open(images.sample_path("chelsea"))
     if mode == "I;16":
-        im = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+        im = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
     elif mode in ("I", "F"):
         im = base.convert("L").convert(mode)
     else:
@@ -173,3 +173,35 @@ def test_box_mask():
     assert m.shape == (5, 6) and m.sum() == 3 and m[2, 1:4].all()
     with pytest.raises(ValueError):
         box_mask((0, 0, 7, 1), 5, 6)
+
+
+def test_truncated_png(tmp_path):
+    data = images.sample_path("coffee").read_bytes()
+    p = tmp_path / "truncated.png"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        load_image(p)
+
+
+def test_one_pixel_image(tmp_path):
+    p = tmp_path / "one.png"
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(p)
+    t = load_image(p, 4)
+    assert t.shape == (3, 4, 4) and torch.allclose(t[0], torch.ones(4, 4)) and t[1:].max() == 0
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    """A real 10000×10000 PNG (a few hundred kB on disk) is refused by its header alone."""
+    p = tmp_path / "huge.png"
+    Image.new("1", (10_000, 10_000)).save(p)
+    with pytest.raises(ValueError, match="above the limit"):
+        load_image(p)
+
+
+def test_palette_with_transparency(tmp_path):
+    im = Image.new("P", (6, 6), 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.info["transparency"] = 0
+    p = tmp_path / "palette.png"
+    im.save(p, transparency=0)
+    assert torch.allclose(load_image(p, 6), torch.ones(3, 6, 6))  # transparent → white

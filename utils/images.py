@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -99,7 +100,10 @@ def _open(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes), not an image.")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # our own MAX_PIXELS check below replaces Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             _check_pixels(im.size, path.name)
             im.load()
             return ImageOps.exif_transpose(im)

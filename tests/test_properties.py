@@ -1,0 +1,88 @@
+"""Property-based tests: random shapes and values either work or raise ValueError/TypeError."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from utils.images import load_image
+from utils.models import toy_linear_classifier
+from utils.saliency import gradient, saliency_map, smoothgrad
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class _Conv(torch.nn.Module):
+    """A tiny convolutional classifier that accepts any image size (global pooling)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=(2, 3))
+
+
+CONV = _Conv().eval()
+
+shapes = st.lists(st.integers(0, 5), min_size=0, max_size=5).map(tuple)
+values = st.sampled_from([0.0, 0.5, 1.0, -0.1, 1.5, float("nan"), float("inf")])
+targets = st.one_of(st.none(), st.integers(-3, 6), st.lists(st.integers(-1, 4), max_size=4),
+                    st.text(max_size=3), st.floats(allow_nan=True))
+
+
+@SETTINGS
+@given(shape=shapes, fill=values, target=targets, dtype=st.sampled_from([torch.float32, torch.float64,
+                                                                         torch.uint8, torch.int64]))
+def test_saliency_functions_work_or_raise_clearly(shape, fill, target, dtype):
+    try:
+        x = torch.full(shape, fill).to(dtype) if shape else torch.tensor(fill).to(dtype)
+    except (RuntimeError, ValueError):
+        return  # e.g. NaN to an integer dtype: not an input anyone can build
+    for fn in (gradient, saliency_map):
+        try:
+            out = fn(CONV, x, target)
+        except (ValueError, TypeError):
+            continue
+        # it worked: the input must have been a valid image batch and target
+        assert x.dim() in (3, 4) and x.shape[-3] == 3 and torch.is_floating_point(x)
+        assert torch.isfinite(out).all()
+        assert out.shape[-2:] == x.shape[-2:]
+
+
+@SETTINGS
+@given(h=st.integers(1, 12), w=st.integers(1, 12), n=st.integers(1, 3), seed=st.integers(0, 2**16),
+       samples=st.integers(-1, 3), noise=st.floats(-0.5, 2.0, allow_nan=False))
+def test_smoothgrad_random_sizes(h, w, n, seed, samples, noise):
+    x = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    try:
+        out = smoothgrad(CONV, x, 1, samples=samples, noise=noise, seed=seed)
+    except (ValueError, TypeError):
+        assert samples < 1 or noise < 0
+        return
+    assert out.shape == (n, h, w) and (out >= 0).all()
+
+
+@SETTINGS
+@given(h=st.integers(1, 40), w=st.integers(1, 40), channels=st.sampled_from([None, 1, 2, 3, 4]),
+       dtype=st.sampled_from([np.uint8, np.uint16, np.float32, np.float64, np.int32, np.bool_]),
+       size=st.integers(-2, 30))
+def test_load_image_arrays(h, w, channels, dtype, size):
+    shape = (h, w) if channels is None else (h, w, channels)
+    a = (np.random.default_rng(0).random(shape) * (255 if dtype == np.uint8 else 1)).astype(dtype)
+    try:
+        t = load_image(a, size)
+    except (ValueError, TypeError):
+        return
+    assert t.shape == (3, size, size) and 0 <= float(t.min()) and float(t.max()) <= 1
+
+
+def test_linear_toy_model_property():
+    """Exactness holds for any image: the saliency of a linear model does not depend on I₀."""
+    m = toy_linear_classifier(4, 4)
+    a = saliency_map(m, torch.rand(3, 4, 4), 0)
+    b = saliency_map(m, torch.rand(3, 4, 4), 0)
+    torch.testing.assert_close(a, b)
