@@ -266,8 +266,9 @@ def test_quadtree_occlusion_counts_and_finds_the_important_patch():
     w[:, 40:44, 8:12] = 1.0  # only this 4×4 patch matters
     image = torch.full((3, 64, 64), 0.9)
     model = LinearScores(w).eval()
-    res = quadtree_occlusion(model, image, 0, min_size=4, start_size=16, keep=0.25, batch_size=5)
-    # 4×4 grid of 16 px, then 4 regions → 16 quadrants of 8 px, then 4 → 16 of 4 px.
+    res = quadtree_occlusion(model, image, 0, min_size=4, start_size=16, refine=4, patch=None,
+                             smooth=1, batch_size=5)
+    # 4×4 grid of 16 px, then 4 cells → 16 quadrants of 8 px, then 4 → 16 of 4 px.
     assert res.n_forward == 16 + 16 + 16 + 1
     assert res.leaves.shape == (48, 4) and res.deltas.shape == (48,)
     assert res.levels.tolist() == [0] * 16 + [1] * 16 + [2] * 16
@@ -276,6 +277,11 @@ def test_quadtree_occlusion_counts_and_finds_the_important_patch():
     top = torch.nonzero(res.saliency == res.saliency.max())
     assert torch.all((top[:, 0] >= 40) & (top[:, 0] < 44) & (top[:, 1] >= 8) & (top[:, 1] < 12))
     assert int(res.leaves[:, 2].min()) == 4
+    # Patch probes: one centred 4×4 square per cell; 8×8 cells → the 2×2 grid level below is 4 px.
+    res = quadtree_occlusion(model, image, 0, min_size=8, start_size=16, refine=2, patch=4)
+    assert res.n_forward == 16 + 8 + 1 and res.saliency.shape == (64, 64)
+    # The probe centred in the cell (40..48, 8..16) is (42..46, 10..14): 2×2 pixels of the patch.
+    assert math.isclose(float(res.deltas.max()), 0.4 * 3 * 4, rel_tol=1e-4)
 
 
 def test_occlusion_bad_inputs():
@@ -287,18 +293,20 @@ def test_occlusion_bad_inputs():
         sliding_window_occlusion(model, image, 0, patch=32)
     with pytest.raises(ValueError, match="fill"):
         sliding_window_occlusion(model, image, 0, patch=4, fill=2.0)
-    with pytest.raises(ValueError, match="keep"):
-        quadtree_occlusion(model, image, 0, min_size=2, keep=0.0)
+    with pytest.raises(ValueError, match="refine"):
+        quadtree_occlusion(model, image, 0, min_size=2, start_size=4, refine=0)
+    with pytest.raises(ValueError, match="start_size"):
+        quadtree_occlusion(model, image, 0, min_size=2, start_size=32)
     with pytest.raises(ValueError, match="min_size"):
         quadtree_occlusion(model, image, 0, min_size=0)
     with pytest.raises(ValueError, match="training mode"):
-        quadtree_occlusion(model.train(), image, 0, min_size=2)
+        quadtree_occlusion(model.train(), image, 0, min_size=2, start_size=4)
 
 
 def test_quadtree_occlusion_on_the_real_model(model, samples):
     sample = samples[0]
     res = quadtree_occlusion(model, sample.image, sample.target)
-    assert res.n_forward == 49
+    assert res.n_forward == 49 + 16 + 1
     assert res.saliency.shape == (224, 224) and torch.isfinite(res.saliency).all()
     # Occluding the refined (most important) regions lowers the class score.
     assert float(res.deltas[res.levels == res.levels.max()].max()) > 0

@@ -466,8 +466,8 @@ class QuadtreeOcclusion:
     Attributes:
         saliency: ``(H, W)`` float; higher = occluding there lowers ``S_c`` more.
         n_forward: forward passes used (the clean image included).
-        leaves: ``(K, 4)`` long, every occluded region as ``(y, x, h, w)``, coarse to fine.
-        deltas: ``(K,)`` score drop ``S_c(I) − S_c(I occluded)`` of each region.
+        leaves: ``(K, 4)`` long, every probed cell as ``(y, x, h, w)``, coarse to fine.
+        deltas: ``(K,)`` score drop ``S_c(I) − S_c(I occluded)`` of each cell's probe.
         levels: ``(K,)`` refinement level of each region (0 = the initial grid).
         score: ``S_c`` of the clean image.
     """
@@ -574,69 +574,89 @@ def _split_boxes(boxes: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack(q, 1) for q in quads], 1).reshape(-1, 4)
 
 
+def _box_smooth(sal: torch.Tensor, k: int) -> torch.Tensor:
+    """Moving average of a map ``(H, W)`` over ``k × k`` windows (edges replicated)."""
+    if k <= 1:
+        return sal
+    lo, hi = k // 2, k - 1 - k // 2
+    return F.avg_pool2d(F.pad(sal[None, None], (lo, hi, lo, hi), mode="replicate"), k, 1)[0, 0]
+
+
 def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
-                       min_size: int = 14, start_size: int | None = None, keep: float = 0.25,
-                       fill=DEFAULT_FILL, batch_size: int = 32,
-                       device: str | torch.device | None = None) -> QuadtreeOcclusion:
-    """Coarse-to-fine occlusion: occlude quadrants, refine only those that matter.
+                       min_size: int = 16, start_size: int = 32, refine: int = 4,
+                       patch: int | None = 16, smooth: int | None = None, fill=DEFAULT_FILL,
+                       batch_size: int = 64, device: str | torch.device | None = None
+                       ) -> QuadtreeOcclusion:
+    """Coarse-to-fine occlusion: probe a coarse grid of cells, refine only the cells that matter.
 
-    Level 0 occludes each cell of a regular grid of ``start_size`` blocks. At every following
-    level, the fraction ``keep`` of the previous level's regions with the largest score drop
-    ``Δ = S_c(I) − S_c(I occluded)`` is split into quadrants, and those are occluded (one batched
-    set of forward passes per level), until the quadrants would be smaller than ``min_size``. This
-    is the idea of hierarchical perturbation (Cooper et al., 2022): an occlusion that does not
-    change the score is not worth refining.
+    Level 0 covers the image with a regular grid of ``start_size`` cells. Each cell is probed with
+    one forward pass: a grey ``patch × patch`` square centred in the cell (``patch=None``: the whole
+    cell) gives the score drop ``Δ = S_c(I) − S_c(I occluded)``. At every further level the
+    ``refine`` cells of the previous level with the largest ``Δ`` are split into quadrants, and
+    those are probed (one batched set of passes per level), until the quadrants would be smaller
+    than ``min_size``. This is the idea of hierarchical perturbation (Cooper et al., 2022): an
+    occlusion that does not change the score is not worth refining.
 
-    The map adds, at each pixel, the ``Δ`` of every region that contains it, each divided by the
-    region's area relative to the finest level (``Δ·(min area)/(area)``: a score drop per finest
-    cell), so refined regions rank above coarse ones that were never refined and the levels share
-    one scale.
+    The map gives each pixel the ``Δ`` of the finest probed cell containing it (divided by the
+    occluded area relative to the smallest one when ``patch=None``, so that levels share one
+    scale), then averages it over ``smooth × smooth`` windows (default ``start_size``), as the
+    overlapping windows of :func:`sliding_window_occlusion` do.
 
     Args:
         model, image, target, fill, batch_size, device: as :func:`sliding_window_occlusion`.
-        min_size: smallest region side in pixels (default 14: about the sliding window's 16).
-        start_size: side of the level-0 grid blocks (default: a quarter of the shorter image side,
-            i.e. a 4×4 grid).
-        keep: fraction of each level's regions that is refined (rounded up, at least one).
+        min_size: smallest cell side in pixels.
+        start_size: side of the level-0 cells (default 32: a 7×7 grid at 224²).
+        refine: cells split per level.
+        patch: occluder side (default 16, the sliding window's), or ``None`` for the whole cell.
+        smooth: side of the final moving average (``None``: ``start_size``; 1: none).
 
     Returns:
-        :class:`QuadtreeOcclusion`. At 224² with the defaults: 16 + 16 + 16 occluded passes
-        (56 → 28 → 14 pixels) plus the clean one: 49 forward passes.
+        :class:`QuadtreeOcclusion`. At 224² with the defaults: 49 cells of 32 px, 4 of them split
+        into 16 cells of 16 px, and the clean image: 66 forward passes (sliding window: 730).
     """
     x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
     h, w = x.shape[1:]
-    check_positive_int(min_size, "min_size")
-    check_positive_int(batch_size, "batch_size")
-    if start_size is None:
-        start_size = max(min_size, min(h, w) // 4)
-    check_positive_int(start_size, "start_size")
-    if not 0 < keep <= 1:
-        raise ValueError(f"keep={keep!r} must be a fraction in (0, 1].")
-    if min_size > min(h, w):
-        raise ValueError(f"min_size={min_size} is larger than the image ({h}×{w}).")
+    for value, name in ((min_size, "min_size"), (start_size, "start_size"), (refine, "refine"),
+                        (batch_size, "batch_size")):
+        check_positive_int(value, name)
+    if min_size > min(h, w) or start_size > min(h, w):
+        raise ValueError(f"min_size={min_size} and start_size={start_size} must fit in the image ({h}×{w}).")
+    if patch is not None:
+        check_positive_int(patch, "patch")
+        if patch > min(h, w):
+            raise ValueError(f"patch={patch} is larger than the image ({h}×{w}).")
+    smooth = start_size if smooth is None else check_positive_int(smooth, "smooth")
     ny, nx = max(1, h // start_size), max(1, w // start_size)
     ey = torch.linspace(0, h, ny + 1).round().long()
     ex = torch.linspace(0, w, nx + 1).round().long()
-    boxes = torch.tensor([(int(ey[i]), int(ex[j]), int(ey[i + 1] - ey[i]), int(ex[j + 1] - ex[j]))
+    cells = torch.tensor([(int(ey[i]), int(ex[j]), int(ey[i + 1] - ey[i]), int(ex[j + 1] - ex[j]))
                           for i in range(ny) for j in range(nx)], dtype=torch.long)
-    all_boxes, all_deltas, all_levels = [], [], []
+    all_cells, all_deltas, all_levels = [], [], []
     level = 0
     while True:
-        d = base - _occluded_scores(model, x, boxes, t, fill_t, batch_size)
-        all_boxes.append(boxes)
+        if patch is None:
+            occluders = cells
+        else:  # a patch × patch square centred in each cell, kept inside the image
+            y0 = (cells[:, 0] + cells[:, 2] // 2 - patch // 2).clamp(0, h - patch)
+            x0 = (cells[:, 1] + cells[:, 3] // 2 - patch // 2).clamp(0, w - patch)
+            occluders = torch.stack([y0, x0, torch.full_like(y0, patch), torch.full_like(y0, patch)], 1)
+        d = base - _occluded_scores(model, x, occluders, t, fill_t, batch_size)
+        all_cells.append(cells)
         all_deltas.append(d)
-        all_levels.append(torch.full((boxes.shape[0],), level, dtype=torch.long))
-        if int(torch.minimum(boxes[:, 2], boxes[:, 3]).min()) // 2 < min_size:
+        all_levels.append(torch.full((cells.shape[0],), level, dtype=torch.long))
+        if int(torch.minimum(cells[:, 2], cells[:, 3]).min()) // 2 < min_size:
             break
-        k = max(1, math.ceil(keep * boxes.shape[0]))
-        boxes = _split_boxes(boxes[torch.argsort(d, descending=True, stable=True)[:k]])
+        cells = _split_boxes(cells[torch.argsort(d, descending=True, stable=True)[:refine]])
         level += 1
-    leaves, deltas, levels = torch.cat(all_boxes), torch.cat(all_deltas), torch.cat(all_levels)
-    area = (leaves[:, 2] * leaves[:, 3]).double()
-    weight = (deltas.double() * area.min() / area).float()
+    leaves, deltas, levels = torch.cat(all_cells), torch.cat(all_deltas), torch.cat(all_levels)
+    values = deltas
+    if patch is None:
+        area = (leaves[:, 2] * leaves[:, 3]).double()
+        values = (deltas.double() * area.min() / area).float()
     sal = torch.zeros(h, w)
-    for (by, bx, bh, bw), v in zip(leaves.tolist(), weight.tolist(), strict=True):
-        sal[by : by + bh, bx : bx + bw] += v
+    for (by, bx, bh, bw), v in zip(leaves.tolist(), values.tolist(), strict=True):
+        sal[by : by + bh, bx : bx + bw] = v  # coarse to fine: the finest cell wins
+    sal = _box_smooth(sal, smooth)
     return QuadtreeOcclusion(sal.to(image.device), int(leaves.shape[0]) + 1, leaves, deltas, levels, base)
 
 
