@@ -1,0 +1,755 @@
+"""Interactive explorers (ipywidgets) for the notebooks, built on plain functions.
+
+Each explorer is a function that returns a widget to display in a notebook cell (mark that cell
+``# NBVAL_IGNORE_OUTPUT``; the static figure of the same idea stays beside it). All the work is
+done by plain functions that tests, and readers, can call directly:
+
+==========================  ========================================  ==============================
+explorer                    plain functions                           used in
+==========================  ========================================  ==============================
+:func:`saliency_explorer`   :func:`class_probabilities`,              notebook 02
+                            :func:`class_options`,
+                            :func:`compute_saliency_view`,
+                            :func:`saliency_panels`,
+                            :func:`image_from_upload`
+:func:`class_model_explorer`  :func:`compute_class_model_view`,       notebook 03
+                            :func:`class_model_panels`
+:func:`quadtree_explorer`   :func:`compute_quadtree_view`,            notebook 05
+                            :func:`quadtree_panels`
+==========================  ========================================  ==============================
+
+Every explorer returns a ``VBox`` with an extra attribute ``controls``: a dict of its named child
+widgets (documented per explorer), and ``state``: a dict holding the last computed view. Setting
+a control's ``.value`` (or calling ``controls["run"].click()``) recomputes, exactly as a reader's
+click does. Long computations show a progress bar. Errors (an unreadable upload, an unknown class
+name) are shown in the explorer's status line instead of being lost in the kernel log.
+
+The figures are rendered to PNG bytes with :mod:`utils.plotting` on a bare
+:class:`matplotlib.figure.Figure` (no pyplot state, so nothing else appears in the cell).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._checks import check_images, check_positive_int
+
+__all__ = [
+    "figure_png",
+    "class_labels",
+    "parse_class",
+    "class_probabilities",
+    "class_options",
+    "image_from_upload",
+    "compute_saliency_view",
+    "saliency_panels",
+    "saliency_explorer",
+    "compute_class_model_view",
+    "class_model_panels",
+    "class_model_explorer",
+    "compute_quadtree_view",
+    "quadtree_panels",
+    "quadtree_explorer",
+    "L2_CHOICES",
+    "MIN_LEAF_CHOICES",
+]
+
+#: λ values offered by :func:`class_model_explorer` (0 switches the penalty off).
+L2_CHOICES: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+#: Minimum leaf sizes offered by :func:`quadtree_explorer` (pixels).
+MIN_LEAF_CHOICES: tuple[int, ...] = (1, 2, 4, 8, 16)
+_PANEL_INCHES = 2.6
+_PANEL_DPI = 90
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared helpers
+# ----------------------------------------------------------------------------------------------
+
+def figure_png(draw: Callable[[Any], object], *, size: tuple[float, float] = (_PANEL_INCHES, _PANEL_INCHES),
+               dpi: int = _PANEL_DPI) -> bytes:
+    """Render one panel to PNG bytes: ``draw(ax)`` draws into axes that fill a bare figure.
+
+    Uses :class:`matplotlib.figure.Figure` directly (not pyplot), so no figure is left open and
+    nothing is displayed by the notebook's inline backend.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    draw(ax)
+    ax.set_axis_off()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _curve_png(series: Mapping[str, Sequence[float]], *, xlabel: str, size=(3.4, _PANEL_INCHES)) -> bytes:
+    """A small line plot of one or more series (shared x axis) as PNG bytes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=_PANEL_DPI)
+    ax = fig.add_subplot(1, 1, 1)
+    axes = [ax, ax.twinx()] if len(series) == 2 else [ax] * len(series)
+    for a, (name, values), color in zip(axes, series.items(), ("tab:blue", "tab:orange", "tab:green"),
+                                        strict=False):
+        a.plot(range(1, len(values) + 1), list(values), color=color, label=name)
+        a.set_ylabel(name, color=color, fontsize=8)
+        a.tick_params(labelsize=7)
+    ax.set_xlabel(xlabel, fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=_PANEL_DPI)
+    return buf.getvalue()
+
+
+def _status(text: str, *, error: bool = False) -> str:
+    """HTML for a status line (escaped; red for errors)."""
+    colour = "#b00020" if error else "inherit"
+    return f'<span style="color:{colour}">{html.escape(text)}</span>'
+
+
+def _image_widget(css_class: str):
+    import ipywidgets as widgets
+
+    w = widgets.Image(format="png", layout=widgets.Layout(width="234px", height="234px"))
+    w.add_class(css_class)
+    return w
+
+
+def _captioned(widget, caption: str):
+    import ipywidgets as widgets
+
+    return widgets.VBox([widgets.HTML(f"<b>{html.escape(caption)}</b>"), widget])
+
+
+def _default_model(model: nn.Module | None) -> nn.Module:
+    if model is not None:
+        return model
+    from .models import load_classifier
+
+    return load_classifier()
+
+
+# ----------------------------------------------------------------------------------------------
+# Classes: labels, names, probabilities
+# ----------------------------------------------------------------------------------------------
+
+def class_labels(categories: Sequence[str]) -> list[str]:
+    """One unique label per class, for a name box: the class name, or ``"name (index)"`` for the
+    names ImageNet uses twice (``"crane"`` is a bird, 134, and a machine, 517)."""
+    counts: dict[str, int] = {}
+    for c in categories:
+        counts[c] = counts.get(c, 0) + 1
+    return [c if counts[c] == 1 else f"{c} ({i})" for i, c in enumerate(categories)]
+
+
+_LABEL_WITH_INDEX = re.compile(r"^(.*) \((\d+)\)$")
+
+
+def parse_class(text: str | int, categories: Sequence[str]) -> int:
+    """The class index a reader means: an index (``282``, ``"282"``), a name (``"tiger cat"``,
+    case-insensitive) or a :func:`class_labels` label (``"crane (517)"``).
+
+    Raises:
+        ValueError: no such class (the message suggests close names, see
+            :func:`utils.models.class_index`).
+    """
+    from .models import class_index
+
+    n = len(categories)
+    if isinstance(text, int) and not isinstance(text, bool):
+        if 0 <= text < n:
+            return text
+        raise ValueError(f"Class index {text} is outside 0..{n - 1}.")
+    s = str(text).strip()
+    if s.isdigit():
+        return parse_class(int(s), categories)
+    m = _LABEL_WITH_INDEX.match(s)
+    if m and int(m.group(2)) < n and categories[int(m.group(2))].lower() == m.group(1).strip().lower():
+        return int(m.group(2))
+    return class_index(list(categories), s)
+
+
+@torch.no_grad()
+def class_probabilities(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities ``P_c`` of one image ``(3, H, W)`` in [0, 1]: ``(classes,)`` on the CPU."""
+    batch, single = check_images(image, name="image")
+    if not single:
+        raise ValueError(f"image must be one image (3, H, W), got shape {tuple(image.shape)}.")
+    from ._checks import resolve_device
+
+    dev = resolve_device(None, model)
+    return model(batch.to(dev)).softmax(dim=1)[0].cpu()
+
+
+def _format_p(p: float) -> str:
+    return f"{p:.2f}" if p >= 0.01 else f"{p:.1e}"
+
+
+def class_options(probabilities: torch.Tensor, categories: Sequence[str], k: int = 5,
+                  extra: Sequence[int] = ()) -> list[tuple[str, int]]:
+    """Dropdown options ``[(label, class index), ...]``: the top-``k`` classes by probability,
+    then the ``extra`` classes (chosen by name) that are not among them, each with its rank.
+
+    Labels read ``"tiger cat · p = 0.52"`` (top-k) and ``"goldfish · p = 3.1e-06 · rank 412"``.
+    """
+    check_positive_int(k, "k")
+    probs = torch.as_tensor(probabilities).flatten()
+    if probs.numel() != len(categories):
+        raise ValueError(f"{probs.numel()} probabilities for {len(categories)} categories.")
+    order = probs.argsort(descending=True)
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(1, order.numel() + 1)
+    top = order[:k].tolist()
+    options = [(f"{categories[i]} · p = {_format_p(float(probs[i]))}", i) for i in top]
+    for i in extra:
+        if i not in top:
+            options.append((f"{categories[i]} · p = {_format_p(float(probs[i]))} · rank {int(rank[i])}", i))
+            top.append(i)
+    return options
+
+
+def image_from_upload(upload_value: Sequence[Mapping] | Mapping | bytes, size: int | None = None
+                      ) -> tuple[str, torch.Tensor]:
+    """The image of an ``ipywidgets.FileUpload`` (its ``.value``: a tuple of file dicts with
+    ``name`` and ``content``), or raw file bytes, through :func:`utils.images.load_image`.
+
+    Returns:
+        ``(name, image)`` with ``image`` ``(3, size, size)`` in [0, 1] (the last uploaded file).
+
+    Raises:
+        ValueError: nothing uploaded, or the bytes are not an image Pillow can read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from .images import load_image
+
+    if isinstance(upload_value, (bytes, bytearray, memoryview)):
+        name, content = "upload", bytes(upload_value)
+    else:
+        files = [upload_value] if isinstance(upload_value, Mapping) else list(upload_value)
+        if not files:
+            raise ValueError("No file was uploaded; choose an image file (PNG, JPEG, …).")
+        name, content = str(files[-1].get("name", "upload")), bytes(files[-1]["content"])
+    if not content:
+        raise ValueError(f"The uploaded file {name!r} is empty.")
+    try:
+        with Image.open(io.BytesIO(content)) as im:
+            im.load()
+            return name, load_image(im.copy(), size)
+    except UnidentifiedImageError:
+        raise ValueError(f"The uploaded file {name!r} is not an image Pillow can read; upload a "
+                         "PNG, JPEG, GIF, BMP, TIFF or WebP file.") from None
+    except (OSError, SyntaxError) as e:  # truncated or corrupt data
+        raise ValueError(f"The uploaded file {name!r} could not be decoded (truncated or corrupt?): "
+                         f"{e}") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Saliency explorer
+# ----------------------------------------------------------------------------------------------
+
+def _default_methods() -> dict[str, Callable[..., torch.Tensor]]:
+    """The registry of :func:`utils.saliency.saliency_methods`, at interactive settings
+    (SmoothGrad with 16 samples, integrated gradients with 16 steps)."""
+    from .saliency import saliency_methods
+
+    return saliency_methods(samples=16, steps=16)
+
+
+def compute_saliency_view(model: nn.Module, image: torch.Tensor, target: int | None = None,
+                          method: str = "gradient", *,
+                          methods: Mapping[str, Callable[..., torch.Tensor]] | None = None,
+                          probabilities: torch.Tensor | None = None,
+                          device: str | torch.device | None = None) -> dict:
+    """Everything the saliency explorer shows for one image, class and method.
+
+    Args:
+        model: a classifier from :func:`utils.models.load_classifier` (eval mode).
+        image: ``(3, H, W)`` in [0, 1].
+        target: class index (``None``: the top-1 class).
+        method: a name in ``methods`` (default: :func:`utils.saliency.saliency_methods`, e.g.
+            ``"gradient"``, ``"SmoothGrad"``, ``"Grad-CAM"``).
+        methods: ``{name: fn(model, images, target, *, device)}`` returning maps ``(N, H, W)``.
+        probabilities: the image's :func:`class_probabilities`, if already computed.
+
+    Returns:
+        A dict: ``image`` ``(3, H, W)``, ``map`` ``(H, W)`` (CPU, the method's units),
+        ``target``, ``class_name``, ``probability`` (softmax ``P_c``), ``rank`` (1 = top-1),
+        ``method``.
+
+    Raises:
+        ValueError: unknown ``method`` (the message lists the known ones), bad image or target.
+    """
+    methods = _default_methods() if methods is None else methods
+    if method not in methods:
+        raise ValueError(f"Unknown saliency method {method!r}; choose one of {list(methods)}.")
+    batch, single = check_images(image, name="image")
+    if not single:
+        raise ValueError(f"image must be one image (3, H, W), got shape {tuple(image.shape)}.")
+    probs = class_probabilities(model, image) if probabilities is None else probabilities
+    cats = getattr(model, "categories", None) or [str(i) for i in range(probs.numel())]
+    target = int(probs.argmax()) if target is None else parse_class(target, cats)
+    saliency = methods[method](model, batch, [target], device=device)
+    return {
+        "image": image.detach().cpu(),
+        "map": saliency[0].detach().float().cpu(),
+        "target": target,
+        "class_name": cats[target],
+        "probability": float(probs[target]),
+        "rank": int((probs > probs[target]).sum()) + 1,
+        "method": method,
+    }
+
+
+def saliency_panels(view: Mapping) -> dict[str, bytes]:
+    """PNG bytes of the three panels of a :func:`compute_saliency_view` result: ``"image"``,
+    ``"map"`` (:func:`utils.plotting.show_map`) and ``"overlay"`` (:func:`utils.plotting.overlay`)."""
+    from .plotting import overlay, show_image, show_map
+
+    return {
+        "image": figure_png(lambda ax: show_image(view["image"], ax)),
+        "map": figure_png(lambda ax: show_map(view["map"], ax)),
+        "overlay": figure_png(lambda ax: overlay(view["image"], view["map"], ax)),
+    }
+
+
+def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] | None = None,
+                      methods: Mapping[str, Callable[..., torch.Tensor]] | None = None,
+                      method: str = "gradient", k: int = 5, device: str | torch.device | None = None):
+    """An explorer of saliency maps: choose an image (a sample or an upload), a class (top-``k``
+    with probabilities, or any ImageNet class by name) and a method; see image, map and overlay.
+
+    Args:
+        model: the classifier (default: :func:`utils.models.load_classifier`'s default).
+        samples: sample names to offer (default: :func:`utils.images.sample_names`).
+        methods: ``{name: fn}`` as in :func:`compute_saliency_view` (default: the registry of
+            :func:`utils.saliency.saliency_methods`, SmoothGrad with 16 samples).
+        method: the method shown first. k: how many top classes the class list offers.
+
+    Returns:
+        A ``VBox``. ``.controls``: ``"image"`` (Dropdown of samples and uploads), ``"upload"``
+        (FileUpload), ``"class"`` (Dropdown, value = class index), ``"name"`` (Combobox: type
+        any class name, Enter adds it to the class list), ``"method"`` (Dropdown),
+        ``"progress"`` (IntProgress), ``"status"`` (HTML), ``"image_view"``, ``"map_view"``,
+        ``"overlay_view"`` (PNG Image widgets). ``.state["view"]``: the last
+        :func:`compute_saliency_view` result.
+    """
+    import ipywidgets as widgets
+
+    from .images import load_sample, sample_names
+
+    model = _default_model(model)
+    methods = dict(_default_methods() if methods is None else methods)
+    if method not in methods:
+        raise ValueError(f"Unknown saliency method {method!r}; choose one of {list(methods)}.")
+    check_positive_int(k, "k")
+    names = list(samples) if samples is not None else sample_names()
+    if not names:
+        raise ValueError("samples is empty; give at least one sample name (see sample_names()).")
+    size = int(getattr(model, "input_size", 224))
+    cats = list(getattr(model, "categories", [str(i) for i in range(1000)]))
+    images: dict[str, torch.Tensor] = {}
+    state: dict[str, Any] = {"view": None, "probabilities": None, "extra": [], "quiet": False,
+                             "computations": 0}
+
+    image_box = widgets.Dropdown(options=names, value=names[0], description="image")
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+    class_box = widgets.Dropdown(description="class", layout=widgets.Layout(width="360px"))
+    class_box.add_class("saliency-class")
+    name_box = widgets.Combobox(options=class_labels(cats), placeholder="any ImageNet class…",
+                                ensure_option=True, description="by name")
+    method_box = widgets.Dropdown(options=list(methods), value=method, description="method")
+    method_box.add_class("saliency-method")
+    progress = widgets.IntProgress(value=0, min=0, max=3, description="", bar_style="info",
+                                   layout=widgets.Layout(width="160px"))
+    status = widgets.HTML()
+    status.add_class("saliency-status")
+    views = {key: _image_widget(f"saliency-{key}") for key in ("image", "map", "overlay")}
+
+    def image_of(key: str) -> torch.Tensor:
+        if key not in images:
+            images[key] = load_sample(key, size).image
+        return images[key]
+
+    def recompute() -> None:
+        if state["quiet"]:
+            return
+        t0 = time.perf_counter()
+        progress.value, progress.bar_style = 0, "info"
+        try:
+            status.value = _status(f"computing the {method_box.value} map…")
+            progress.value = 1
+            view = compute_saliency_view(model, image_of(image_box.value), class_box.value,
+                                         method_box.value, methods=methods,
+                                         probabilities=state["probabilities"], device=device)
+            progress.value = 2
+            panels = saliency_panels(view)
+            for key, w in views.items():
+                w.value = panels[key]
+            progress.value, progress.bar_style = 3, "success"
+            state["view"] = view
+            state["computations"] += 1
+            status.value = _status(
+                f"{view['method']} map of '{view['class_name']}' (class {view['target']}, "
+                f"p = {_format_p(view['probability'])}, rank {view['rank']}) "
+                f"in {time.perf_counter() - t0:.1f} s")
+        except Exception as e:  # shown to the reader, not lost in the kernel log
+            progress.bar_style = "danger"
+            status.value = _status(f"{type(e).__name__}: {e}", error=True)
+
+    def set_classes(select: int | None = None) -> None:
+        """Refill the class list for the current image (quietly) and select ``select`` or top-1."""
+        state["quiet"] = True
+        try:
+            state["probabilities"] = class_probabilities(model, image_of(image_box.value))
+            class_box.options = class_options(state["probabilities"], cats, k, state["extra"])
+            class_box.value = select if select is not None else class_box.options[0][1]
+        finally:
+            state["quiet"] = False
+
+    def on_image(change) -> None:
+        try:
+            set_classes()
+        except Exception as e:  # shown to the reader
+            status.value = _status(f"{type(e).__name__}: {e}", error=True)
+            return
+        recompute()
+
+    def on_upload(change) -> None:
+        if not change["new"]:
+            return
+        try:
+            name, image = image_from_upload(change["new"], size)
+        except ValueError as e:
+            status.value = _status(str(e), error=True)
+            return
+        key = f"upload: {name}"
+        images[key] = image
+        if key not in image_box.options:
+            image_box.options = [*image_box.options, key]
+        if image_box.value == key:
+            on_image(None)
+        else:
+            image_box.value = key  # → on_image
+
+    def on_name(change) -> None:
+        text = change["new"]
+        if not text:
+            return
+        try:
+            index = parse_class(text, cats)
+        except ValueError as e:
+            status.value = _status(str(e), error=True)
+            return
+        if index not in state["extra"]:
+            state["extra"].append(index)
+        if index in [v for _, v in class_box.options] and class_box.value == index:
+            recompute()
+            return
+        set_classes(select=index)
+        recompute()
+
+    set_classes()
+    image_box.observe(on_image, names="value")
+    upload.observe(on_upload, names="value")
+    class_box.observe(lambda change: recompute(), names="value")
+    method_box.observe(lambda change: recompute(), names="value")
+    name_box.observe(on_name, names="value")
+    recompute()
+
+    box = widgets.VBox([
+        widgets.HBox([image_box, upload]),
+        widgets.HBox([class_box, name_box]),
+        widgets.HBox([method_box, progress, status]),
+        widgets.HBox([_captioned(views["image"], "image"), _captioned(views["map"], "saliency map"),
+                      _captioned(views["overlay"], "overlay")]),
+    ])
+    box.add_class("saliency-explorer")
+    box.controls = {"image": image_box, "upload": upload, "class": class_box, "name": name_box,
+                    "method": method_box, "progress": progress, "status": status,
+                    "image_view": views["image"], "map_view": views["map"],
+                    "overlay_view": views["overlay"]}
+    box.state = state
+    return box
+
+
+# ----------------------------------------------------------------------------------------------
+# Class-model explorer
+# ----------------------------------------------------------------------------------------------
+
+def compute_class_model_view(model: nn.Module, target: int | str, *, l2: float = 0.0, steps: int = 32,
+                             parameterisation: str = "fourier", jitter: bool = True,
+                             transforms: bool = True, blur: bool = False, clip: bool = True,
+                             tv: float = 0.0, seed: int = 0, size: int | None = None,
+                             progress: bool = False, device: str | torch.device | None = None) -> dict:
+    """One class-model optimisation (:func:`utils.class_model.class_model_run`) with the
+    explorer's switches.
+
+    Args:
+        target: class index or name (see :func:`parse_class`).
+        l2: λ of ``S_c(I) − λ‖I − Ī‖²`` (>= 0).
+        steps: ascent steps.
+        parameterisation: ``"pixel"`` (the paper: plain gradient ascent, SGD, step 1) or
+            ``"fourier"`` (decorrelated 1/f spectrum, Adam, step 0.05).
+        jitter: random shifts of up to 16 pixels (scaled with ``size``) at every step.
+        transforms: random scaling (± 10 %) and rotation (± 10°) at every step.
+        blur: Gaussian blur (σ = 0.5 px) every 4 steps.
+        clip: keep the image in [0, 1]. tv: total-variation weight (>= 0).
+        progress: show a progress bar (tqdm; a notebook bar in JupyterLab).
+
+    Returns:
+        A dict: ``image`` ``(3, size, size)`` in [0, 1], ``target``, ``class_name``, ``score``
+        and ``probability`` ``(steps,)`` per step, ``final_score``, ``final_probability``,
+        ``settings`` (what was passed to ``class_model_run``).
+    """
+    from .class_model import class_model_run
+
+    cats = list(getattr(model, "categories", [str(i) for i in range(1000)]))
+    index = parse_class(target, cats)
+    size = int(size if size is not None else getattr(model, "input_size", 224))
+    if parameterisation not in ("pixel", "fourier"):
+        raise ValueError(f"parameterisation={parameterisation!r} is unknown; choose 'pixel' or 'fourier'.")
+    settings = dict(
+        steps=steps, l2=float(l2), seed=seed, size=size, parameterisation=parameterisation,
+        optimiser="sgd" if parameterisation == "pixel" else "adam",
+        lr=1.0 if parameterisation == "pixel" else 0.05,
+        jitter=max(1, round(16 * size / 224)) if jitter else 0,
+        scale=0.1 if transforms else 0.0, rotate=10.0 if transforms else 0.0,
+        blur_every=4 if blur else 0, blur_sigma=0.5, clip=bool(clip), tv=float(tv),
+    )
+    run = class_model_run(model, index, progress=progress, device=device, **settings)
+    score = run.score[:, 0].detach().cpu()
+    prob = run.probability[:, 0].detach().cpu()
+    return {"image": run.images[0].detach().cpu(), "target": index, "class_name": cats[index],
+            "score": score, "probability": prob, "final_score": float(score[-1]),
+            "final_probability": float(prob[-1]), "settings": settings}
+
+
+def class_model_panels(view: Mapping) -> dict[str, bytes]:
+    """PNG bytes of a :func:`compute_class_model_view` result: ``"image"`` (the class model) and
+    ``"curve"`` (``S_c`` and ``P_c`` over the ascent steps)."""
+    from .plotting import show_image
+
+    return {
+        "image": figure_png(lambda ax: show_image(view["image"], ax)),
+        "curve": _curve_png({"score S_c": view["score"].tolist(),
+                             "probability P_c": view["probability"].tolist()}, xlabel="step"),
+    }
+
+
+def class_model_explorer(model: nn.Module | None = None, *, target: int | str = "goldfinch",
+                         steps: int = 32, max_steps: int = 128, size: int | None = None,
+                         device: str | torch.device | None = None):
+    """An explorer of class-model visualisation: the class, λ, steps and the regularisers; the
+    optimisation runs when the "run" button is clicked (it takes seconds), with a progress bar.
+
+    Returns:
+        A ``VBox``. ``.controls``: ``"class"`` (Combobox of class names), ``"l2"``
+        (SelectionSlider over :data:`L2_CHOICES`), ``"steps"`` (IntSlider),
+        ``"parameterisation"`` (ToggleButtons ``pixel``/``fourier``), ``"jitter"``,
+        ``"transforms"``, ``"blur"``, ``"clip"`` (Checkboxes), ``"tv"`` (SelectionSlider of
+        total-variation weights), ``"run"`` (Button), ``"progress"`` (Output holding the progress bar),
+        ``"status"`` (HTML), ``"image_view"``, ``"curve_view"`` (PNG Image widgets).
+        ``.state["view"]``: the last :func:`compute_class_model_view` result.
+    """
+    import ipywidgets as widgets
+
+    model = _default_model(model)
+    cats = list(getattr(model, "categories", [str(i) for i in range(1000)]))
+    labels = class_labels(cats)
+    first = labels[parse_class(target, cats)]
+    check_positive_int(steps, "steps")
+    check_positive_int(max_steps, "max_steps")
+    state: dict[str, Any] = {"view": None, "computations": 0}
+
+    class_box = widgets.Combobox(options=labels, value=first, ensure_option=True, description="class")
+    l2 = widgets.SelectionSlider(options=list(L2_CHOICES), value=0.0, description="λ")
+    steps_box = widgets.IntSlider(value=min(steps, max_steps), min=1, max=max_steps, description="steps")
+    param = widgets.ToggleButtons(options=["pixel", "fourier"], value="fourier",
+                                  description="image as", tooltips=["the paper: pixels, plain SGD",
+                                                                    "1/f Fourier spectrum, Adam"])
+    jitter = widgets.Checkbox(value=True, description="jitter", indent=False)
+    transforms = widgets.Checkbox(value=True, description="scale + rotate", indent=False)
+    blur = widgets.Checkbox(value=False, description="blur", indent=False)
+    clip = widgets.Checkbox(value=True, description="clip to [0, 1]", indent=False)
+    tv = widgets.SelectionSlider(options=[0.0, 1e-4, 1e-3, 1e-2], value=0.0, description="TV")
+    run = widgets.Button(description="run", button_style="primary", icon="play")
+    bar = widgets.Output()
+    status = widgets.HTML(_status("press run to optimise"))
+    image_view, curve_view = _image_widget("class-model-image"), widgets.Image(format="png")
+
+    def on_run(_button=None) -> None:
+        t0 = time.perf_counter()
+        run.disabled = True
+        bar.clear_output()
+        try:
+            with bar:
+                view = compute_class_model_view(
+                    model, class_box.value, l2=l2.value, steps=steps_box.value,
+                    parameterisation=param.value, jitter=jitter.value, transforms=transforms.value,
+                    blur=blur.value, clip=clip.value, tv=tv.value, size=size, progress=True,
+                    device=device)
+            panels = class_model_panels(view)
+            image_view.value, curve_view.value = panels["image"], panels["curve"]
+            state["view"] = view
+            state["computations"] += 1
+            status.value = _status(
+                f"'{view['class_name']}' after {len(view['score'])} steps: S_c = "
+                f"{view['final_score']:.1f}, P_c = {_format_p(view['final_probability'])} "
+                f"({time.perf_counter() - t0:.1f} s)")
+        except Exception as e:  # shown to the reader
+            status.value = _status(f"{type(e).__name__}: {e}", error=True)
+        finally:
+            bar.clear_output()
+            run.disabled = False
+
+    run.on_click(on_run)
+    box = widgets.VBox([
+        widgets.HBox([class_box, param]),
+        widgets.HBox([l2, steps_box, tv]),
+        widgets.HBox([jitter, transforms, blur, clip]),
+        widgets.HBox([run, status]),
+        bar,
+        widgets.HBox([_captioned(image_view, "class model"), _captioned(curve_view, "ascent")]),
+    ])
+    box.add_class("class-model-explorer")
+    box.controls = {"class": class_box, "l2": l2, "steps": steps_box, "parameterisation": param,
+                    "jitter": jitter, "transforms": transforms, "blur": blur, "clip": clip, "tv": tv,
+                    "run": run, "progress": bar, "status": status, "image_view": image_view,
+                    "curve_view": curve_view}
+    box.state = state
+    return box
+
+
+# ----------------------------------------------------------------------------------------------
+# Quadtree explorer
+# ----------------------------------------------------------------------------------------------
+
+def compute_quadtree_view(image: torch.Tensor, threshold: float, min_size: int = 1) -> dict:
+    """A quadtree of ``image`` and what it costs and keeps (:func:`utils.quadtree.build_quadtree`).
+
+    Args:
+        image: ``(3, H, W)`` (or ``(C, H, W)``, ``(H, W)``).
+        threshold: split while the per-channel range ``max − min`` in a block exceeds this.
+        min_size: smallest leaf side in pixels.
+
+    Returns:
+        A dict: ``tree`` (:class:`utils.quadtree.QuadTree`), ``n_leaves`` (``N'``), ``pixels``
+        (``N² = H·W``), ``leaf_fraction`` (``N'/N²``), ``reconstruction`` (the piecewise-constant
+        image), ``psnr`` (dB, of the reconstruction), ``uniform_psnr`` (dB, of a regular grid of
+        the same number of cells: what adaptivity buys), ``image``.
+    """
+    from .quadtree import build_quadtree, psnr, uniform_reconstruction
+
+    img = image.detach().cpu().float() if isinstance(image, torch.Tensor) else image
+    tree = build_quadtree(img, threshold, min_size=min_size)  # validates the image
+    if img.dim() == 2:
+        img = img[None]
+    rec = tree.reconstruct()
+    return {"tree": tree, "n_leaves": tree.n_leaves, "pixels": tree.height * tree.width,
+            "leaf_fraction": tree.leaf_fraction, "reconstruction": rec, "psnr": psnr(rec, img),
+            "uniform_psnr": psnr(uniform_reconstruction(img, tree.n_leaves), img), "image": img}
+
+
+def quadtree_panels(view: Mapping) -> dict[str, bytes]:
+    """PNG bytes of a :func:`compute_quadtree_view` result: ``"leaves"`` (the leaves over the
+    image, :func:`utils.quadtree.draw_leaves`) and ``"reconstruction"`` (each leaf filled with its
+    mean colour)."""
+    from .quadtree import draw_leaves
+
+    tree, image = view["tree"], view["image"]
+    lw = 0.3 if view["n_leaves"] > 2000 else 0.6
+    return {
+        "leaves": figure_png(lambda ax: draw_leaves(ax, tree, image, lw=lw)),
+        "reconstruction": figure_png(lambda ax: draw_leaves(ax, tree, view["reconstruction"], lw=0)),
+    }
+
+
+def quadtree_explorer(image: torch.Tensor | None = None, *, samples: Sequence[str] | None = None,
+                      threshold: float = 0.2, min_size: int = 1, size: int | None = None):
+    """An explorer of quadtree decompositions: threshold and minimum leaf size → the leaves over
+    the image, the reconstruction, ``N'/N²`` and PSNR (and a regular grid's PSNR at the same
+    ``N'``, for comparison). Fast enough to follow the sliders.
+
+    Args:
+        image: ``(3, H, W)`` to decompose; ``None``: a dropdown of sample photographs.
+        samples: sample names to offer when ``image`` is None (default: all).
+        threshold, min_size: the initial values. size: side of loaded samples (default 224).
+
+    Returns:
+        A ``VBox``. ``.controls``: ``"image"`` (Dropdown, or None when an image was given),
+        ``"threshold"`` (FloatSlider 0–0.6), ``"min_size"`` (SelectionSlider over
+        :data:`MIN_LEAF_CHOICES`), ``"status"`` (HTML), ``"leaves_view"``,
+        ``"reconstruction_view"`` (PNG Image widgets). ``.state["view"]``: the last
+        :func:`compute_quadtree_view` result.
+    """
+    import ipywidgets as widgets
+
+    from .images import load_sample, sample_names
+
+    if min_size not in MIN_LEAF_CHOICES:
+        raise ValueError(f"min_size={min_size!r}; choose one of {MIN_LEAF_CHOICES}.")
+    state: dict[str, Any] = {"view": None, "computations": 0}
+    if image is None:
+        names = list(samples) if samples is not None else sample_names()
+        image_box = widgets.Dropdown(options=names, value=names[0], description="image")
+        cache: dict[str, torch.Tensor] = {}
+
+        def current() -> torch.Tensor:
+            if image_box.value not in cache:
+                cache[image_box.value] = load_sample(image_box.value, size).image
+            return cache[image_box.value]
+    else:
+        image_box = None
+
+        def current() -> torch.Tensor:
+            return image
+
+    thr = widgets.FloatSlider(value=threshold, min=0.0, max=0.6, step=0.01, description="threshold",
+                              continuous_update=False, readout_format=".2f")
+    leaf = widgets.SelectionSlider(options=list(MIN_LEAF_CHOICES), value=min_size,
+                                   description="min leaf", continuous_update=False)
+    status = widgets.HTML()
+    status.add_class("quadtree-status")
+    leaves_view, rec_view = _image_widget("quadtree-leaves"), _image_widget("quadtree-reconstruction")
+
+    def update(_change=None) -> None:
+        t0 = time.perf_counter()
+        try:
+            view = compute_quadtree_view(current(), thr.value, leaf.value)
+            panels = quadtree_panels(view)
+            leaves_view.value, rec_view.value = panels["leaves"], panels["reconstruction"]
+            state["view"] = view
+            state["computations"] += 1
+            status.value = _status(
+                f"N' = {view['n_leaves']} leaves, N'/N² = {view['leaf_fraction']:.3f}; PSNR "
+                f"{view['psnr']:.1f} dB (regular grid with N' cells: {view['uniform_psnr']:.1f} dB) "
+                f"— {time.perf_counter() - t0:.2f} s")
+        except Exception as e:  # shown to the reader
+            status.value = _status(f"{type(e).__name__}: {e}", error=True)
+
+    for w in (thr, leaf, image_box):
+        if w is not None:
+            w.observe(update, names="value")
+    update()
+    top = [w for w in (image_box, thr, leaf) if w is not None]
+    box = widgets.VBox([
+        widgets.HBox(top),
+        status,
+        widgets.HBox([_captioned(leaves_view, "leaves"), _captioned(rec_view, "reconstruction")]),
+    ])
+    box.add_class("quadtree-explorer")
+    box.controls = {"image": image_box, "threshold": thr, "min_size": leaf, "status": status,
+                    "leaves_view": leaves_view, "reconstruction_view": rec_view}
+    box.state = state
+    return box
