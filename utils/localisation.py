@@ -1,4 +1,4 @@
-"""Weakly supervised object localisation from a class saliency map (Simonyan et al., 2013, §4).
+"""Weakly supervised object localisation from a class saliency map (Simonyan et al., 2013, §3.2).
 
 The network was trained for classification only, yet its class saliency map tells where the object
 is. The paper turns the map into a box in four steps, each a function or a field here:
@@ -51,6 +51,8 @@ __all__ = [
     "centred_box",
     "mean_box_size",
     "box_iou",
+    "localisation_ious",
+    "format_table",
     "crop_box_to_original",
     "imagenet_wnids",
     "read_ilsvrc_boxes",
@@ -65,7 +67,7 @@ __all__ = [
 
 Box = tuple[int, int, int, int]
 
-#: The paper's top-5 localisation error on ILSVRC-2013 (Simonyan et al., 2013, §4).
+#: The paper's top-5 localisation error on ILSVRC-2013 (Simonyan et al., 2013, §3.2).
 PAPER_TOP5_LOCALISATION_ERROR = 0.464
 
 # OpenCV fits this many Gaussians to each seed set (fixed in cv2.grabCut); k-means needs as many
@@ -159,7 +161,7 @@ def largest_component(mask: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, Bo
 def localise(image: torch.Tensor, saliency: torch.Tensor | np.ndarray, *,
              fg_quantile: float = 0.95, bg_quantile: float = 0.30,
              grabcut_iterations: int = 0, seed: int = 0) -> Localisation:
-    """Segment the object from its class saliency map and return its box (paper, §4).
+    """Segment the object from its class saliency map and return its box (paper, §3.2).
 
     The foreground and background colour models (OpenCV's 5-component Gaussian mixtures) are
     fitted to the seed pixels only, as in the paper; then one GraphCut labels every pixel, the
@@ -281,6 +283,44 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     inter = iw * ih
     union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
     return inter / union
+
+
+def localisation_ious(images: torch.Tensor | Sequence[torch.Tensor],
+                      maps: torch.Tensor | Sequence[torch.Tensor], boxes: Sequence[Sequence[int]],
+                      **kwargs) -> list[float]:
+    """IoU of :func:`localise`'s box with the ground truth, image by image.
+
+    Args:
+        images: ``(N, 3, H, W)`` (or a list of ``(3, H, W)``) in [0, 1].
+        maps: ``(N, H, W)`` saliency maps of those images.
+        boxes: N ground-truth boxes ``(x0, y0, x1, y1)``.
+        **kwargs: passed to :func:`localise` (``fg_quantile``, ``bg_quantile``, …).
+    """
+    if not len(images) == len(maps) == len(boxes):
+        raise ValueError(f"Got {len(images)} images, {len(maps)} maps and {len(boxes)} boxes; "
+                         "give one map and one box per image.")
+    return [box_iou(localise(im, m, **kwargs).box, b) for im, m, b in zip(images, maps, boxes, strict=True)]
+
+
+def format_table(rows: Sequence[str], columns: dict[str, Sequence[float]], *, digits: int = 2,
+                 mean: bool = True) -> str:
+    """A plain-text table of numbers (e.g. IoUs): one row per name, one column per method,
+    with a final row of column means when ``mean``."""
+    for name, values in columns.items():
+        if len(values) != len(rows):
+            raise ValueError(f"Column {name!r} has {len(values)} values for {len(rows)} rows.")
+    first = max([len(r) for r in rows] + [4])
+    widths = [max(len(c), digits + 3) for c in columns]
+    lines = [" " * first + "".join(f"  {c:>{w}}" for c, w in zip(columns, widths, strict=True))]
+    table = list(zip(*columns.values(), strict=True))
+    for name, values in zip(rows, table, strict=True):
+        lines.append(f"{name:<{first}}" + "".join(f"  {v:>{w}.{digits}f}"
+                                                  for v, w in zip(values, widths, strict=True)))
+    if mean:
+        means = [float(np.mean(v)) for v in columns.values()]
+        lines.append(f"{'mean':<{first}}" + "".join(f"  {v:>{w}.{digits}f}"
+                                                   for v, w in zip(means, widths, strict=True)))
+    return "\n".join(lines)
 
 
 def crop_box_to_original(box: Sequence[int], original_size: tuple[int, int],
@@ -427,7 +467,7 @@ def evaluate_ilsvrc(model: torch.nn.Module, pairs: Sequence[tuple[Path, Path]], 
                     samples: int = 32, noise: float = 0.15, fg_quantile: float = 0.95,
                     bg_quantile: float = 0.30, batch_size: int = 4, progress: bool = True
                     ) -> EvaluationResult:
-    """ILSVRC localisation error of saliency + GraphCut (the paper's §4 protocol, top-``k``).
+    """ILSVRC localisation error of saliency + GraphCut (the paper's §3.2 protocol, top-``k``).
 
     Each image is loaded as the model sees it (:func:`utils.images.load_image`, shorter side
     resized, centre crop). For each of its top-``k`` classes a SmoothGrad map is computed, localised
@@ -526,7 +566,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m utils.localisation",
                                 description="Weakly supervised localisation from saliency maps.")
     sub = p.add_subparsers(dest="command", required=True)
-    e = sub.add_parser("evaluate", help="ILSVRC top-5 localisation error (paper, section 4)",
+    e = sub.add_parser("evaluate", help="ILSVRC top-5 localisation error (paper, section 3.2)",
                        description="Compute the ILSVRC localisation error of SmoothGrad saliency + "
                                    "GraphCut on images with ILSVRC XML box files.")
     e.add_argument("--images", required=True, type=Path, help="folder of images (searched recursively)")
