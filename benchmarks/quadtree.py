@@ -64,7 +64,7 @@ def bench_conv(samples, repeats: int, quick: bool) -> None:
           " 'blocks b' = piecewise-constant b×b cells (threshold 0).")
     size = 112 if quick else 224
     chelsea = F.interpolate(samples[0].image[None], size=(size, size), mode="area")[0]
-    inputs = [(f"natural t=0.1", chelsea, 0.1), (f"natural t=0.3", chelsea, 0.3),
+    inputs = [("natural t=0.1", chelsea, 0.1), ("natural t=0.3", chelsea, 0.3),
               ("blocks 16", blocky_image(size, 16, 0), 0.0), ("blocks 56", blocky_image(size, 56, 0), 0.0)]
     channels = (3, 16, 64) if quick else (3, 16, 64, 128)
     print(f"{'input':15s} {'C':>4s} {'N/N²':>6s} {'R/N²':>6s} {'MAC ratio':>9s} {'dense ms':>9s} "
