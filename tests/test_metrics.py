@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from utils.metrics import (
+    SanityCheck,
     cascade_layers,
     count_passes,
     deletion_curve,
@@ -175,6 +177,12 @@ def test_randomisation_on_a_toy_model():
     m = ImageClassifier(net, (0.5,) * 3, (0.5,) * 3, 6, ["a", "b", "c"], "toy").eval()
     check = model_randomisation(m, torch.rand(2, 3, 6, 6), [0, 1], saliency_map)
     assert check.layers == ["original", "net.3", "net.0"]
+    np.testing.assert_allclose(check.mean_correlation, check.correlation.mean(axis=0))
+    assert check.undefined == 0
+    with_nan = SanityCheck(["a", "b", "c"], np.array([[1.0, np.nan, np.nan], [1.0, 0.5, np.nan]]),
+                           torch.zeros(3, 2, 1, 1))
+    np.testing.assert_allclose(with_nan.mean_correlation, [1.0, 0.5, np.nan])
+    assert with_nan.undefined == 3
     with pytest.raises(ValueError, match="not part of the model"):
         model_randomisation(m, torch.rand(1, 3, 6, 6), 0, saliency_map,
                             layers=[("other", [nn.Linear(2, 2)])])

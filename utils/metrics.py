@@ -281,6 +281,20 @@ class SanityCheck:
     correlation: np.ndarray
     maps: torch.Tensor = field(repr=False)
 
+    @property
+    def mean_correlation(self) -> np.ndarray:
+        """``(L + 1,)`` mean over the images, ignoring undefined (``nan``) entries — a map that
+        became constant has no ranks; ``nan`` where every image's is undefined."""
+        defined = ~np.isnan(self.correlation)
+        total = np.where(defined, self.correlation, 0.0).sum(axis=0)
+        count = defined.sum(axis=0)
+        return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+    @property
+    def undefined(self) -> int:
+        """How many (image, step) correlations are undefined because a map became constant."""
+        return int(np.isnan(self.correlation).sum())
+
 
 def _reinitialise(modules: Sequence[nn.Module], seed: int) -> None:
     """Re-initialise every submodule with ``reset_parameters`` (its own default init), seeded."""
