@@ -368,6 +368,7 @@ def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] 
     class_box.add_class("saliency-class")
     name_box = widgets.Combobox(options=class_labels(cats), placeholder="any ImageNet class…",
                                 ensure_option=True, description="by name")
+    name_box.add_class("saliency-name")
     method_box = widgets.Dropdown(options=list(methods), value=method, description="method")
     method_box.add_class("saliency-method")
     progress = widgets.IntProgress(value=0, min=0, max=3, description="", bar_style="info",
