@@ -5,13 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: lab test unit notebooks lint bench execute clean help
+.PHONY: lab test unit notebooks lint bench execute clean help test-browser
 
 help:
 	@echo "make lab        start JupyterLab on notebooks/ (creates .venv when missing)"
 	@echo "make test       ruff + unit tests + pytest --nbval over every notebook"
 	@echo "make execute    re-execute every notebook in place (after editing one)"
 	@echo "make bench      run the benchmark scripts in benchmarks/"
+	@echo "make test-browser  the saliency explorer in JupyterLab + headless Chromium (screenshots in reports/browser/)"
 
 # The virtual environment: created when missing, refreshed when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -38,6 +39,11 @@ execute: $(STAMP)
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
 	done
+
+# Needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium); Playwright drives it.
+test-browser: $(STAMP)
+	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet -e '.[test,browser]'
+	$(PY) tests/browser/browser_check.py
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
