@@ -115,6 +115,7 @@ def test_integrated_gradients_exact_on_linear_model():
     assert a1.shape == (3, 6, 5) and e1.dim() == 0
 
 
+@pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
 def test_guided_backprop_matches_captum_on_relu6(model, small):
     from captum.attr import GuidedBackprop
 
@@ -131,6 +132,7 @@ def test_guided_backprop_matches_captum_on_relu6(model, small):
     assert no_hooks(model)
 
 
+@pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
 @pytest.mark.parametrize("inplace", [False, True])
 def test_guided_backprop_matches_captum_on_relu_cnn(inplace):
     from captum.attr import GuidedBackprop
@@ -205,7 +207,7 @@ def test_grad_cam_default_layers():
 def test_occlusion_matches_captum(model, small, patch, stride, baseline):
     from captum.attr import Occlusion
 
-    x, t = small
+    x, t = small if stride >= 12 else (small[0][:1], small[1][:1])  # 64 windows: one image
     ref = Occlusion(model).attribute(x.clone(), target=t, sliding_window_shapes=(3, patch, patch),
                                      strides=(3, stride, stride), baselines=baseline,
                                      perturbations_per_eval=16)
