@@ -243,7 +243,6 @@ def test_quadtree_explorer_with_samples_and_bad_min_size():
 # ---- class model -------------------------------------------------------------------------------
 
 def test_compute_class_model_view_switches(model):
-    pytest.importorskip("utils.class_model")
     view = W.compute_class_model_view(model, "goldfinch", steps=2, size=64, l2=1e-3,
                                       parameterisation="pixel", jitter=False, transforms=False)
     assert view["image"].shape == (3, 64, 64) and view["target"] == 11
@@ -258,7 +257,6 @@ def test_compute_class_model_view_switches(model):
 
 
 def test_class_model_explorer_runs_on_click(model):
-    pytest.importorskip("utils.class_model")
     box = W.class_model_explorer(model, target=11, steps=2, size=48)
     c = box.controls
     assert c["class"].value == "goldfinch" and c["l2"].options == W.L2_CHOICES
