@@ -12,6 +12,7 @@ from utils.class_model import (
     fourier_image,
     gaussian_blur,
     judge_rank,
+    stretch_contrast,
     total_variation,
     visualise_class,
 )
@@ -130,6 +131,10 @@ def test_helpers():
     assert torch.equal(gaussian_blur(x, 0.0), x)
     assert total_variation(torch.ones(1, 3, 8, 8)).item() == 0
     assert total_variation(x).shape == (2,)
+    faint = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) + 0.01 * (torch.rand(3, 8, 8) - 0.5)
+    shown = stretch_contrast(faint)
+    assert shown.shape == faint.shape and 0 <= shown.min() and shown.max() <= 1
+    assert (shown - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)).abs().max() > 0.4
     img = fourier_image(torch.zeros(2, 3, 16, 9, 2), 16)
     assert img.shape == (2, 3, 16, 16) and img.abs().max() == 0
 

@@ -50,6 +50,7 @@ __all__ = [
     "visualise_class",
     "class_model_run",
     "judge_rank",
+    "stretch_contrast",
     "fourier_image",
     "gaussian_blur",
     "total_variation",
@@ -350,10 +351,13 @@ def visualise_class(model: nn.Module, target: int | Sequence[int], *, steps: int
 
 @torch.no_grad()
 def judge_rank(judge: nn.Module, images: torch.Tensor, target: int | Sequence[int], *,
-               device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               resize: bool = True, device: str | torch.device | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rank and probability of the target class in an independent network (the "judge").
 
-    The images are resized (bilinear, antialiased) to the judge's ``input_size``.
+    The images are resized (bilinear, antialiased) to the judge's ``input_size`` unless
+    ``resize=False`` (use that to score a class model in the network it was optimised on, at the
+    size it was optimised at).
 
     Args:
         judge: a classifier, e.g. ``load_classifier("efficientnet_lite1")``.
@@ -368,9 +372,24 @@ def judge_rank(judge: nn.Module, images: torch.Tensor, target: int | Sequence[in
     dev = resolve_device(device, judge)
     x = batch.to(dev)
     size = getattr(judge, "input_size", x.shape[-1])
-    if x.shape[-1] != size or x.shape[-2] != size:
+    if resize and (x.shape[-1] != size or x.shape[-2] != size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     scores = judge(x.clamp(0, 1)).cpu()
     own = scores.gather(1, t[:, None])
     ranks = (scores > own).sum(dim=1) + 1
     return ranks, torch.softmax(scores, dim=1).gather(1, t[:, None]).squeeze(1)
+
+
+def stretch_contrast(images: torch.Tensor) -> torch.Tensor:
+    """For display only: ``Ī + (I − Ī) · 0.5 / max|I − Ī|`` per image, so faint class models show.
+
+    The paper's plain class models differ from the mean image by a few percent; this scales each
+    image's deviation from :data:`IMAGENET_MEAN` to fill the range. ``(K, 3, H, W)`` or
+    ``(3, H, W)`` → same shape, in [0, 1].
+    """
+    batch = images.unsqueeze(0) if images.dim() == 3 else images
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(1, 3, 1, 1)
+    dev = batch - mean
+    peak = dev.flatten(1).abs().amax(dim=1).clamp(min=1e-8).view(-1, 1, 1, 1)
+    out = (mean + dev * (0.5 / peak)).clamp(0.0, 1.0)
+    return out[0] if images.dim() == 3 else out
