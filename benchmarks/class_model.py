@@ -13,7 +13,6 @@ Usage: python benchmarks/class_model.py [--repeats 1] [--threads N] [--device cp
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -21,6 +20,7 @@ import torch
 
 from utils.class_model import PAPER_SETTINGS, class_model_run, judge_rank
 from utils.models import load_classifier
+from utils.timing import benchmark_parser, benchmark_setup
 
 CLASSES = [1, 130, 207, 292, 323, 388, 417, 504, 950, 980]
 SETTINGS = {
@@ -31,20 +31,12 @@ SETTINGS = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dev = torch.device(args.device)
+    args = benchmark_parser(__doc__, repeats=1).parse_args()
+    dev = benchmark_setup(args, classes=len(CLASSES), timing="median times")
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     model = load_classifier("efficientnet_lite0", device=dev)
     judge = load_classifier("efficientnet_lite1", device=dev)
     class_model_run(model, CLASSES[:2], steps=3)  # warm-up
-    print(f"device={dev.type} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"classes={len(CLASSES)} repeats={args.repeats} (median times)")
     print(f"{'setting':<27} {'wall s/class':>12} {'cpu s/class':>11} {'own p (median)':>14} "
           f"{'judge top-5':>11} {'judge ranks'}")
     results = {}

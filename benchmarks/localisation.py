@@ -12,41 +12,20 @@ Usage: python benchmarks/localisation.py [--repeats 3] [--samples 32] [--threads
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-
 import torch
 
 from utils.images import load_samples
 from utils.localisation import localise
 from utils.models import load_classifier
 from utils.saliency import smoothgrad
-
-
-def median_time(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from utils.timing import benchmark_parser, benchmark_setup, median_time
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap = benchmark_parser(__doc__, repeats=3)
     ap.add_argument("--samples", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dev = torch.device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    dev = benchmark_setup(args, timing="medians")
     model = load_classifier(device=dev)
     samples = load_samples()
     images = torch.stack([s.image for s in samples]).to(dev)
@@ -62,11 +41,10 @@ def main() -> None:
         for im, m in zip(cpu_images, maps, strict=True):
             localise(im, m, grabcut_iterations=iterations)
 
-    t_sg = median_time(run_smoothgrad, args.repeats, sync) / n
-    t_loc = median_time(run_localise, args.repeats, sync) / n
-    t_loc3 = median_time(lambda: run_localise(3), args.repeats, sync) / n
-    print(f"device={dev.type} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"images={n} repeats={args.repeats} (medians, seconds per image)")
+    t_sg = median_time(run_smoothgrad, repeats=args.repeats, warmup=1, device=dev) / n
+    t_loc = median_time(run_localise, repeats=args.repeats, warmup=1, device=dev) / n
+    t_loc3 = median_time(lambda: run_localise(3), repeats=args.repeats, warmup=1, device=dev) / n
+    print(f"{n} images, seconds per image")
     print(f"{'smoothgrad (' + str(args.samples) + ' samples)':<28} {t_sg:8.3f} s")
     print(f"{'localise (paper: one cut)':<28} {t_loc:8.3f} s")
     print(f"{'localise + 3 GrabCut iters':<28} {t_loc3:8.3f} s")

@@ -13,29 +13,24 @@ One process, fixed thread count, warm-up runs, medians. Prints three tables:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
-from scipy.stats import spearmanr
 
 from utils.images import load_samples
+from utils.metrics import spearman
 from utils.models import load_classifier
 from utils.quadtree import (
     build_quadtree,
     conv_macs,
-    median_time,
     quadtree_conv2d,
     quadtree_occlusion,
     sliding_window_occlusion,
 )
 from utils.saliency import saliency_map
-
-
-def rho(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(spearmanr(a.flatten().cpu().numpy(), b.flatten().cpu().numpy())[0])
+from utils.timing import benchmark_parser, benchmark_setup, median_time
 
 
 def bench_build(samples, repeats: int) -> None:
@@ -96,7 +91,7 @@ def bench_occlusion(model, samples, batch_size: int) -> None:
         qt = quadtree_occlusion(model, s.image, s.target, batch_size=batch_size)
         t2 = time.perf_counter()
         grad = saliency_map(model, s.image, s.target)
-        r_qt, r_grad = rho(qt.saliency, sw.saliency), rho(grad, sw.saliency)
+        r_qt, r_grad = spearman(qt.saliency, sw.saliency), spearman(grad, sw.saliency)
         rows.append((sw.n_forward / qt.n_forward, r_qt, r_grad, (t1 - t0) / (t2 - t1)))
         print(f"{s.name:14s} {sw.n_forward:9d} {qt.n_forward:9d} {rows[-1][0]:6.1f} {t1 - t0:6.1f} "
               f"{t2 - t1:6.1f} {r_qt:7.3f} {r_grad:8.3f}", flush=True)
@@ -110,20 +105,18 @@ def bench_occlusion(model, samples, batch_size: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, 2 images, smaller conv grid")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser = benchmark_parser(__doc__, repeats=30)
+    parser.add_argument("--quick", action="store_true", help="10 repeats, 2 images, smaller conv grid")
     parser.add_argument("--skip-occlusion", action="store_true")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    dev = benchmark_setup(args, timing="medians")
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     samples = load_samples()
-    repeats = 10 if args.quick else 30
+    repeats = 10 if args.quick else args.repeats
     bench_build(samples, repeats)
     bench_conv(samples, repeats, args.quick)
     if not args.skip_occlusion:
-        model = load_classifier("efficientnet_lite0", device="cpu")
+        model = load_classifier("efficientnet_lite0", device=dev)
         bench_occlusion(model, samples[:2] if args.quick else samples, batch_size=32)
 
 

@@ -14,46 +14,21 @@ Usage: python benchmarks/saliency.py [--repeats 15] [--threads N] [--device cpu|
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-
 import torch
 from captum.attr import Saliency
 
 from utils.images import load_samples
 from utils.models import load_classifier
 from utils.saliency import saliency_map
-
-
-def median_time(fn, repeats: int, sync) -> float:
-    fn()  # warm-up
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from utils.timing import benchmark_parser, benchmark_setup, median_time
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dev = torch.device(args.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    args = benchmark_parser(__doc__, repeats=15).parse_args()
+    dev = benchmark_setup(args, timing="medians")
     model = load_classifier(device=dev)
     samples = load_samples()
     captum = Saliency(model)
-    print(f"device={dev.type} threads={torch.get_num_threads()} torch={torch.__version__} "
-          f"repeats={args.repeats} (medians)")
     naive_model = load_classifier(device=dev).requires_grad_(True)
     print(f"{'batch':>5} {'forward s':>10} {'saliency_map s':>15} {'captum s':>9} {'naive s':>8} "
           f"{'ours/forward':>13} {'ours/captum':>12} {'naive/forward':>14}")
@@ -77,7 +52,7 @@ def main() -> None:
             naive_model(xi).gather(1, torch.tensor(t, device=dev)[:, None]).sum().backward()
             xi.grad.abs().amax(1)
 
-        f, o, c, v = (median_time(fn, args.repeats, sync) for fn in (forward, ours, theirs, naive))
+        f, o, c, v = (median_time(fn, repeats=args.repeats, warmup=2, device=dev) for fn in (forward, ours, theirs, naive))
         print(f"{n:>5} {f:>10.3f} {o:>15.3f} {c:>9.3f} {v:>8.3f} {o / f:>13.2f} {o / c:>12.2f} "
               f"{v / f:>14.2f}")
 

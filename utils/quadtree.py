@@ -24,9 +24,7 @@ Conventions: images are float tensors ``(C, H, W)`` (any ``C``; the models want 
 from __future__ import annotations
 
 import math
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_images, check_positive_int, check_target, resolve_device
+from .timing import median_time  # re-exported: notebook 05 times with it
 
 __all__ = [
     "QuadTree",
@@ -420,22 +419,6 @@ def psnr(reconstruction: torch.Tensor, reference: torch.Tensor, *, peak: float =
         raise ValueError(f"Shapes differ: {tuple(reconstruction.shape)} vs {tuple(reference.shape)}.")
     mse = float(((reconstruction.double() - reference.double()) ** 2).mean())
     return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
-
-
-def median_time(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 3) -> float:
-    """Median wall time in seconds of ``fn()`` over ``repeats`` runs, after ``warmup`` untimed runs.
-
-    Fix ``torch.set_num_threads`` before calling, and time every contender in the same process.
-    """
-    check_positive_int(repeats, "repeats")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 # ----------------------------------------------------------------------------------------------
