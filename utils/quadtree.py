@@ -499,23 +499,17 @@ def _occluded_scores(model: nn.Module, x: torch.Tensor, boxes: torch.Tensor, tar
     return torch.cat(out) if out else torch.empty(0)
 
 
-def _window_starts(length: int, patch: int, stride: int) -> list[int]:
-    starts = list(range(0, length - patch + 1, stride))
-    if starts[-1] + patch < length:  # cover the last pixels too
-        starts.append(length - patch)
-    return starts
-
-
 def sliding_window_occlusion(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
                              patch: int = 16, stride: int = 8, fill=DEFAULT_FILL,
                              batch_size: int = 32, device: str | torch.device | None = None
                              ) -> OcclusionMap:
     """Occlusion saliency (Zeiler & Fergus, 2014): slide a grey patch, record the score drop.
 
-    Every ``patch × patch`` window at ``stride`` (plus a last one flush with the right/bottom edge if
-    the grid does not reach it) is filled with ``fill`` and the drop ``S_c(I) − S_c(I occluded)``
-    is recorded; a pixel's saliency is the mean drop over the windows that cover it (as Captum's
-    ``Occlusion``). At 224² with patch 16 and stride 8: 27² = 729 occluded passes.
+    :func:`utils.saliency.occlusion` (Captum's convention: windows at ``0, s, 2s, …``, the last one
+    cut at the image edge if it sticks out) for one image, with the number of forward passes it
+    needs — the figure the quadtree is compared on. A pixel's saliency is the mean drop
+    ``S_c(I) − S_c(I occluded)`` over the windows that cover it. At 224² with patch 16 and stride 8:
+    27² = 729 occluded passes.
 
     Args:
         model: classifier (images in [0, 1] → scores), in eval mode.
@@ -530,22 +524,14 @@ def sliding_window_occlusion(model: nn.Module, image: torch.Tensor, target: int 
         :class:`OcclusionMap` ``(saliency (H, W) on the image's device, n_forward)``; ``n_forward``
         counts the occluded images plus the clean one.
     """
-    x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
+    from .saliency import _window_starts, occlusion
+
+    x, t, _, fill_t, dev = _occlusion_setup(model, image, target, fill, device)
     h, w = x.shape[1:]
-    check_positive_int(patch, "patch")
-    check_positive_int(stride, "stride")
-    check_positive_int(batch_size, "batch_size")
-    if patch > min(h, w):
-        raise ValueError(f"patch={patch} is larger than the image ({h}×{w}).")
-    boxes = torch.tensor([(by, bx, patch, patch) for by in _window_starts(h, patch, stride)
-                          for bx in _window_starts(w, patch, stride)], dtype=torch.long)
-    drops = base - _occluded_scores(model, x, boxes, t, fill_t, batch_size)
-    total = torch.zeros(h, w)
-    count = torch.zeros(h, w)
-    for (by, bx, bh, bw), d in zip(boxes.tolist(), drops.tolist(), strict=True):
-        total[by : by + bh, bx : bx + bw] += d
-        count[by : by + bh, bx : bx + bw] += 1
-    return OcclusionMap((total / count).to(image.device), int(boxes.shape[0]) + 1)
+    sal = occlusion(model, x, t, patch=patch, stride=stride, baseline=fill_t.expand_as(x),
+                    batch_size=batch_size, device=dev)[0]
+    n_windows = len(_window_starts(h, patch, stride)) * len(_window_starts(w, patch, stride))
+    return OcclusionMap(sal.to(image.device), n_windows + 1)
 
 
 def _split_boxes(boxes: torch.Tensor) -> torch.Tensor:
