@@ -1,0 +1,116 @@
+"""utils.report: the mass-in-box measurement and the `make report` builder (on tiny synthetic
+notebooks, without executing the course's notebooks and without the npm registry)."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from utils.report import build_report, find_notebooks, main, mass_in_box, vendor_assets
+
+# --------------------------------------------------------------------------- mass_in_box
+
+def test_mass_in_box_uniform_map_is_one_and_concentrated_map_is_inverse_area():
+    maps = torch.ones(2, 10, 10)
+    maps[1] = 0
+    maps[1, 2:4, 2:7] = 1.0                     # all mass in the box below
+    areas, ratios = mass_in_box(maps, [(2, 2, 7, 4), (2, 2, 7, 4)])
+    assert areas == pytest.approx([0.1, 0.1])
+    assert ratios == pytest.approx([1.0, 10.0])
+
+
+@pytest.mark.parametrize("maps, boxes, message", [
+    (torch.ones(10, 10), [(0, 0, 5, 5)], "N, H, W"),
+    (torch.ones(2, 10, 10), [(0, 0, 5, 5)], "one box per map"),
+    (-torch.ones(1, 10, 10), [(0, 0, 5, 5)], "non-negative"),
+    (torch.zeros(1, 10, 10), [(0, 0, 5, 5)], "zero everywhere"),
+    (torch.ones(1, 10, 10), [(0, 0, 11, 5)], "not inside"),
+])
+def test_mass_in_box_rejects_bad_input(maps, boxes, message):
+    with pytest.raises(ValueError, match=message):
+        mass_in_box(maps, boxes)
+
+
+# --------------------------------------------------------------------------- the builder
+
+def _notebook(path, title, *, slides=False, executed=True):
+    md = new_markdown_cell(f"# {title}\n\nSome math: $a^2 + b^2 = c^2$.")
+    code = new_code_cell("print(6 * 7)")
+    if executed:
+        code.execution_count = 1
+        code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
+    if slides:
+        md.metadata["slideshow"] = {"slide_type": "slide"}
+        code.metadata["slideshow"] = {"slide_type": "subslide"}
+    nb = new_notebook(cells=[md, code])
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def course(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "00_intro.ipynb", "Intro page")
+    _notebook(folder / "07_report.ipynb", "The report", slides=True)
+    (folder / "scratch.ipynb").write_text("{}")             # not a course notebook: ignored
+    return folder
+
+
+def test_find_notebooks_orders_and_filters(course, tmp_path):
+    assert [p.name for p in find_notebooks(course)] == ["00_intro.ipynb", "07_report.ipynb"]
+    with pytest.raises(FileNotFoundError, match="No notebooks"):
+        find_notebooks(tmp_path)
+
+
+def test_build_without_executing(course, tmp_path):
+    out = tmp_path / "reports"
+    before = (course / "07_report.ipynb").read_text()
+    assert main(["--out", str(out), "--notebooks", str(course), "--no-execute",
+                 "--offline-assets", "no"]) == 0
+    index = (out / "index.html").read_text()
+    assert index.index('href="00_intro.html"') < index.index('href="07_report.html"')
+    assert "Intro page" in index and "The report" in index and 'href="07_report.slides.html"' in index
+    page = (out / "07_report.html").read_text()
+    assert "42" in page and "The report" in page
+    deck = (out / "07_report.slides.html").read_text()
+    assert "reveal" in deck.lower() and "The report" in deck
+    assert (out / "executed" / "00_intro.ipynb").exists()
+    assert (course / "07_report.ipynb").read_text() == before   # sources never modified
+    assert not (out / "_vendor").exists()
+
+
+def test_build_executes_in_a_fresh_kernel(course, tmp_path):
+    _notebook(course / "00_intro.ipynb", "Intro page", executed=False)
+    out = tmp_path / "reports"
+    pages = build_report(out, notebooks=course, execute=True, offline_assets="no", timeout=120)
+    assert [p.seconds is not None and p.seconds >= 0 for p in pages] == [True, True]
+    executed = nbformat.read(out / "executed" / "00_intro.ipynb", as_version=4)
+    assert executed.cells[1].outputs[0]["text"] == "42\n"
+    assert nbformat.read(course / "00_intro.ipynb", as_version=4).cells[1].outputs == []
+    assert " s</td>" in (out / "index.html").read_text()
+
+
+def test_vendor_assets_falls_back_to_the_cdn_without_npm(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("utils.report.shutil.which", lambda name: None)
+    mathjax, reveal = vendor_assets(tmp_path, "auto")
+    assert mathjax.startswith("https://") and reveal.startswith("https://")
+    assert "need" in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match="offline-assets no"):
+        vendor_assets(tmp_path, "yes")
+    with pytest.raises(ValueError, match="auto, yes or no"):
+        vendor_assets(tmp_path, "maybe")
+
+
+def test_vendor_assets_reuses_a_local_copy(tmp_path):
+    vendor = tmp_path / "_vendor"
+    (vendor / "mathjax" / "es5").mkdir(parents=True)
+    (vendor / "mathjax" / "es5" / "tex-mml-chtml.js").write_text("")
+    (vendor / "reveal.js" / "dist").mkdir(parents=True)
+    for name in ("mathjax", "reveal.js"):
+        (vendor / name / "package.json").write_text("{}")
+    assert vendor_assets(tmp_path, "yes") == ("_vendor/mathjax-loader.js", "_vendor/reveal.js")
+    loader = (vendor / "mathjax-loader.js").read_text()
+    assert "tex-mml-chtml.js" in loader and "inlineMath" in loader

@@ -1,0 +1,302 @@
+"""The course's report: ``make report`` (``python -m utils.report``), and the small measurements
+that notebook 07 needs and no other module has (:func:`mass_in_box`).
+
+``python -m utils.report [--out reports] [--no-execute] [--offline-assets auto|yes|no]
+[--timeout 900] [--notebooks DIR]``
+
+1. **Execute** every ``notebooks/NN_*.ipynb`` in order, each in a fresh ``python3`` kernel started in
+   ``notebooks/`` with ``IPYTHONDIR=tests/ipython`` (the course's offline guard is active), into
+   ``<out>/executed/``. The committed notebooks are never modified. ``--no-execute`` copies them
+   with their committed outputs instead (fast; used by the tests).
+2. **Render** one HTML page per notebook into ``<out>/`` (nbconvert's ``HTMLExporter``, lab
+   template, figures embedded as data URIs, so each page is one self-contained file), and
+   ``<out>/index.html`` linking them in order with each notebook's title and run time.
+3. **Slides**: the report notebook (``07_*``) also becomes reveal.js slides,
+   ``<out>/07_report.slides.html`` (nbconvert's ``SlidesExporter``, from the cells'
+   ``metadata.slideshow.slide_type``). Open it in a browser; arrow keys move between slides.
+
+**Offline reading.** nbconvert's pages load MathJax, and the slides reveal.js, from a CDN. With
+``--offline-assets auto`` (the default) the builder vendors both once into ``<out>/_vendor/``
+from the npm registry (``npm pack reveal.js@4`` and ``npm pack mathjax@3``, unpacked with
+:mod:`tarfile`) when ``npm`` is on the PATH, and points the exporters at those relative copies
+(``HTMLExporter.mathjax_url``, ``SlidesExporter.reveal_url_prefix``): the pages then read without
+any network. (nbconvert's templates configure MathJax 2; the pages load a small
+``_vendor/mathjax-loader.js`` that sets MathJax 3's configuration, ``$…$`` inline math included,
+and then loads ``mathjax/es5/tex-mml-chtml.js``.) Keep ``_vendor/`` beside the pages when copying
+them elsewhere. A vendored copy is reused on the next build. When ``npm`` is missing or fails, the
+pages fall back to the CDN URLs and the builder prints a note that math and slides then need a
+network connection. ``--offline-assets yes`` makes vendoring failures an error, ``no`` skips it
+(CDN URLs). Note that JupyterLab's own widget views (ipywidgets) are not rendered in static
+pages; the notebooks keep a static figure beside every widget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+__all__ = ["mass_in_box", "NotebookPage", "find_notebooks", "vendor_assets", "build_report", "main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+CDN_MATHJAX = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+CDN_REVEAL = "https://unpkg.com/reveal.js@4.0.2"
+_VENDOR = {"reveal.js": "reveal.js@4", "mathjax": "mathjax@3"}
+_MATHJAX_FILE = "mathjax/es5/tex-mml-chtml.js"
+_MATHJAX_LOADER = "mathjax-loader.js"
+# nbconvert's templates configure MathJax 2 (`$…$` inline math); MathJax 3 needs its configuration
+# in `window.MathJax` before it loads, so the pages load this small file, which then loads MathJax.
+_LOADER_JS = r"""window.MathJax = {
+  tex: {inlineMath: [['$', '$'], ['\\(', '\\)']], displayMath: [['$$', '$$'], ['\\[', '\\]']],
+        processEscapes: true, processEnvironments: true, tags: 'ams'},
+  options: {ignoreHtmlClass: 'tex2jax_ignore', processHtmlClass: 'tex2jax_process'}
+};
+(function () {
+  var script = document.createElement('script');
+  script.src = document.currentScript.src.replace(/[^/]*$/, '') + 'mathjax/es5/tex-mml-chtml.js';
+  script.async = true;
+  document.head.appendChild(script);
+})();
+"""
+
+
+# --------------------------------------------------------------------------- measurements
+
+def mass_in_box(maps: torch.Tensor, boxes: Sequence[Sequence[int]]) -> tuple[list[float], list[float]]:
+    """How much of each saliency map lies inside its object's box, relative to the box's area.
+
+    Args:
+        maps: ``(N, H, W)`` non-negative saliency maps (e.g. :func:`utils.saliency.saliency_map`).
+        boxes: N boxes ``(x0, y0, x1, y1)`` in the maps' pixels, exclusive ends (``Sample.box``).
+
+    Returns:
+        ``(areas, ratios)``, two lists of N floats: the box's share of the image in (0, 1], and the
+        map's share of its total mass inside the box divided by that area (1 = no better than a
+        uniform map; ``1 / area`` = all the mass inside).
+    """
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
+        raise ValueError(f"maps must be a tensor (N, H, W), got {getattr(maps, 'shape', type(maps))}.")
+    if len(boxes) != maps.shape[0]:
+        raise ValueError(f"Got {maps.shape[0]} maps and {len(boxes)} boxes; give one box per map.")
+    if (maps < 0).any():
+        raise ValueError("maps must be non-negative (take .abs() or a channel max first).")
+    from .images import box_mask
+
+    h, w = maps.shape[1:]
+    areas, ratios = [], []
+    for m, box in zip(maps, boxes, strict=True):
+        inside = box_mask(box, h, w).to(m.device)
+        area = inside.float().mean().item()
+        total = m.sum().item()
+        if total <= 0:
+            raise ValueError("A map is zero everywhere; its mass in the box is undefined.")
+        areas.append(area)
+        ratios.append(m[inside].sum().item() / total / area)
+    return areas, ratios
+
+
+# --------------------------------------------------------------------------- the builder
+
+@dataclass
+class NotebookPage:
+    """One rendered notebook: its source, title, page and run time (``None`` when not executed)."""
+
+    source: Path
+    title: str
+    page: str
+    seconds: float | None
+
+
+def find_notebooks(folder: Path) -> list[Path]:
+    """The course notebooks ``NN_*.ipynb`` in ``folder``, in order."""
+    found = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not found:
+        raise FileNotFoundError(f"No notebooks NN_*.ipynb in {folder}.")
+    return found
+
+
+def _title(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, flags=re.M)
+            if m:
+                return m.group(1).strip()
+    return "(untitled)"
+
+
+def _npm_pack(spec: str, dest: Path) -> None:
+    """Download ``spec`` with ``npm pack`` and unpack its ``package/`` into ``dest``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(["npm", "pack", spec, "--silent", "--pack-destination", tmp],
+                             capture_output=True, text=True, timeout=300, check=True)
+        tgz = Path(tmp) / out.stdout.strip().splitlines()[-1]
+        unpacked = Path(tmp) / "unpacked"
+        with tarfile.open(tgz) as tar:
+            tar.extractall(unpacked, filter="data")
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.move(str(unpacked / "package"), dest)
+
+
+def vendor_assets(out: Path, mode: str = "auto") -> tuple[str, str]:
+    """reveal.js and MathJax for the pages: ``(mathjax_url, reveal_url_prefix)``.
+
+    Local copies under ``out/_vendor`` (relative URLs) when they exist or ``npm`` can fetch them;
+    otherwise (``mode="auto"``) the CDN URLs with a printed note; ``mode="no"``: CDN without
+    trying; ``mode="yes"``: raise when vendoring fails.
+    """
+    if mode not in ("auto", "yes", "no"):
+        raise ValueError(f"offline assets mode {mode!r} is not known; choose auto, yes or no.")
+    if mode == "no":
+        return CDN_MATHJAX, CDN_REVEAL
+    vendor = out / "_vendor"
+    try:
+        vendor.mkdir(parents=True, exist_ok=True)
+        for name, spec in _VENDOR.items():
+            if not (vendor / name / "package.json").exists():
+                if shutil.which("npm") is None:
+                    raise RuntimeError("npm is not on the PATH")
+                print(f"vendoring {spec} into {vendor.name}/{name} (npm pack)")
+                _npm_pack(spec, vendor / name)
+        if not (vendor / _MATHJAX_FILE).exists() or not (vendor / "reveal.js" / "dist").exists():
+            raise RuntimeError("the vendored packages lack es5/tex-mml-chtml.js or dist/")
+        (vendor / _MATHJAX_LOADER).write_text(_LOADER_JS, encoding="utf-8")
+    except (RuntimeError, OSError, subprocess.SubprocessError, tarfile.TarError) as err:
+        if mode == "yes":
+            raise RuntimeError(f"Could not vendor reveal.js and MathJax: {err}. Use "
+                               "--offline-assets no to build with CDN links instead.") from err
+        print(f"NOTE: could not vendor reveal.js/MathJax ({err}); the pages use CDN links and need "
+              "a network connection for math and slides.")
+        return CDN_MATHJAX, CDN_REVEAL
+    return f"_vendor/{_MATHJAX_LOADER}", "_vendor/reveal.js"
+
+
+def _execute(nb, cwd: Path, timeout: int) -> float:
+    """Run ``nb`` in place in a fresh python3 kernel started in ``cwd``; return the seconds."""
+    from nbclient import NotebookClient
+
+    env_dir = ROOT / "tests" / "ipython"
+    old = os.environ.get("IPYTHONDIR")
+    os.environ["IPYTHONDIR"] = str(env_dir)   # the kernel inherits it: the offline guard
+    try:
+        t0 = time.perf_counter()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(cwd)}}).execute()
+        return time.perf_counter() - t0
+    finally:
+        if old is None:
+            os.environ.pop("IPYTHONDIR", None)
+        else:
+            os.environ["IPYTHONDIR"] = old
+
+
+def _index(pages: list[NotebookPage], slides: str | None, executed: bool) -> str:
+    rows = []
+    for p in pages:
+        run = f"{p.seconds:.0f} s" if p.seconds is not None else "not executed (committed outputs)"
+        rows.append(f'<tr><td><a href="{html.escape(p.page)}">{html.escape(p.source.stem)}</a></td>'
+                    f"<td>{html.escape(p.title)}</td><td>{run}</td></tr>")
+    extra = (f'<p>Seminar slides of the report: <a href="{html.escape(slides)}">{html.escape(slides)}</a> '
+             "(reveal.js; arrow keys to move)</p>" if slides else "")
+    how = ("each executed top to bottom in a fresh kernel by <code>make report</code>" if executed
+           else "with their committed outputs (built with <code>--no-execute</code>)")
+    total = sum(p.seconds or 0.0 for p in pages)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>saliency-course: notebooks and report</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td{{padding:.3em 1em}}
+tr:nth-child(even){{background:#f3f3f3}}</style></head>
+<body><h1>saliency-course</h1>
+<p>The course notebooks in order, {how}. Total run time {total:.0f} s.</p>
+<table><tr><th>notebook</th><th>title</th><th>run time</th></tr>
+{chr(10).join(rows)}
+</table>
+{extra}
+</body></html>
+"""
+
+
+def build_report(out: Path | str = "reports", *, notebooks: Path | str | None = None,
+                 execute: bool = True, offline_assets: str = "auto", timeout: int = 900
+                 ) -> list[NotebookPage]:
+    """Execute (or copy) the notebooks and render ``out``: pages, index, report slides.
+
+    Returns the rendered pages in order. Raises ``nbclient``'s ``CellExecutionError`` when a
+    notebook fails (its partial output is still written to ``out/executed/``).
+    """
+    import nbformat
+    from nbconvert import HTMLExporter, SlidesExporter
+
+    out = Path(out)
+    src_dir = Path(notebooks) if notebooks is not None else ROOT / "notebooks"
+    sources = find_notebooks(src_dir)
+    (out / "executed").mkdir(parents=True, exist_ok=True)
+    mathjax, reveal = vendor_assets(out, offline_assets)
+    html_exporter = HTMLExporter(template_name="lab", mathjax_url=mathjax, embed_images=True)
+    pages, slides = [], None
+    for src in sources:
+        nb = nbformat.read(src, as_version=4)
+        seconds = None
+        if execute:
+            print(f"executing {src.name} …", flush=True)
+            try:
+                seconds = _execute(nb, src_dir.resolve(), timeout)
+            finally:
+                nbformat.write(nb, out / "executed" / src.name)
+            print(f"  {seconds:.1f} s", flush=True)
+        else:
+            nbformat.write(nb, out / "executed" / src.name)
+        body, _ = html_exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb)}})
+        page = f"{src.stem}.html"
+        (out / page).write_text(body, encoding="utf-8")
+        pages.append(NotebookPage(src, _title(nb), page, seconds))
+        if src.name.startswith("07_") or (slides is None and src is sources[-1]):
+            slide_exporter = SlidesExporter(reveal_url_prefix=reveal, mathjax_url=mathjax,
+                                            embed_images=True)
+            deck, _ = slide_exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb)}})
+            slides = f"{src.stem}.slides.html"
+            (out / slides).write_text(deck, encoding="utf-8")
+    (out / "index.html").write_text(_index(pages, slides, execute), encoding="utf-8")
+    (out / "index.json").write_text(json.dumps(
+        [{"notebook": p.source.name, "title": p.title, "page": p.page, "seconds": p.seconds}
+         for p in pages], indent=1), encoding="utf-8")
+    return pages
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m utils.report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--notebooks", default=None, help="folder of NN_*.ipynb (default: notebooks/)")
+    p.add_argument("--no-execute", action="store_true",
+                   help="render the committed outputs instead of re-executing every notebook")
+    p.add_argument("--offline-assets", choices=("auto", "yes", "no"), default="auto",
+                   help="vendor reveal.js and MathJax via npm (auto: fall back to CDN links)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    t0 = time.perf_counter()
+    pages = build_report(args.out, notebooks=args.notebooks, execute=not args.no_execute,
+                         offline_assets=args.offline_assets, timeout=args.timeout)
+    print(f"{len(pages)} notebooks rendered into {args.out}/ (index.html) in "
+          f"{time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
