@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: lab test unit notebooks lint bench execute clean help test-browser
+.PHONY: lab test unit notebooks lint bench execute clean help test-browser report
 
 help:
 	@echo "make lab        start JupyterLab on notebooks/ (creates .venv when missing)"
@@ -13,6 +13,7 @@ help:
 	@echo "make execute    re-execute every notebook in place (after editing one)"
 	@echo "make bench      run the benchmark scripts in benchmarks/"
 	@echo "make test-browser  the saliency explorer in JupyterLab + headless Chromium (screenshots in reports/browser/)"
+	@echo "make report     execute every notebook afresh into reports/: HTML pages, index.html, reveal.js slides of 07"
 
 # The virtual environment: created when missing, refreshed when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -44,6 +45,11 @@ execute: $(STAMP)
 test-browser: $(STAMP)
 	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet -e '.[test,browser]'
 	$(PY) tests/browser/browser_check.py
+
+# Executes copies (the committed notebooks are untouched); vendors MathJax/reveal.js via npm when
+# available (else CDN links; python -m utils.report --help for the options).
+report: $(STAMP)
+	$(PY) -m utils.report --out reports
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
