@@ -80,6 +80,7 @@ def test_build_without_executing(course, tmp_path):
     assert (out / "executed" / "00_intro.ipynb").exists()
     assert (course / "07_report.ipynb").read_text() == before   # sources never modified
     assert not (out / "_vendor").exists()
+    assert "https://" in deck                                   # CDN links with --offline-assets no
 
 
 def test_build_executes_in_a_fresh_kernel(course, tmp_path):
@@ -95,8 +96,8 @@ def test_build_executes_in_a_fresh_kernel(course, tmp_path):
 
 def test_vendor_assets_falls_back_to_the_cdn_without_npm(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("utils.report.shutil.which", lambda name: None)
-    mathjax, reveal = vendor_assets(tmp_path, "auto")
-    assert mathjax.startswith("https://") and reveal.startswith("https://")
+    urls = vendor_assets(tmp_path, "auto")
+    assert all(u.startswith("https://") for u in urls.values())
     assert "need" in capsys.readouterr().out
     with pytest.raises(RuntimeError, match="offline-assets no"):
         vendor_assets(tmp_path, "yes")
@@ -106,11 +107,14 @@ def test_vendor_assets_falls_back_to_the_cdn_without_npm(tmp_path, monkeypatch, 
 
 def test_vendor_assets_reuses_a_local_copy(tmp_path):
     vendor = tmp_path / "_vendor"
-    (vendor / "mathjax" / "es5").mkdir(parents=True)
-    (vendor / "mathjax" / "es5" / "tex-mml-chtml.js").write_text("")
-    (vendor / "reveal.js" / "dist").mkdir(parents=True)
-    for name in ("mathjax", "reveal.js"):
+    for name, needed in [("mathjax", "es5/tex-mml-chtml.js"), ("reveal.js", "dist/reveal.js"),
+                         ("requirejs", "require.js"), ("jquery", "dist/jquery.min.js")]:
+        (vendor / name / needed).parent.mkdir(parents=True, exist_ok=True)
+        (vendor / name / needed).write_text("")
         (vendor / name / "package.json").write_text("{}")
-    assert vendor_assets(tmp_path, "yes") == ("_vendor/mathjax-loader.js", "_vendor/reveal.js")
+    urls = vendor_assets(tmp_path, "yes")
+    assert urls["mathjax_url"] == "_vendor/mathjax-loader.js"
+    assert urls["reveal_url_prefix"] == "_vendor/reveal.js"
+    assert urls["require_js_url"] == "_vendor/requirejs/require.js"
     loader = (vendor / "mathjax-loader.js").read_text()
     assert "tex-mml-chtml.js" in loader and "inlineMath" in loader

@@ -17,17 +17,21 @@ that notebook 07 needs and no other module has (:func:`mass_in_box`).
 
 **Offline reading.** nbconvert's pages load MathJax, and the slides reveal.js, from a CDN. With
 ``--offline-assets auto`` (the default) the builder vendors both once into ``<out>/_vendor/``
-from the npm registry (``npm pack reveal.js@4`` and ``npm pack mathjax@3``, unpacked with
-:mod:`tarfile`) when ``npm`` is on the PATH, and points the exporters at those relative copies
-(``HTMLExporter.mathjax_url``, ``SlidesExporter.reveal_url_prefix``): the pages then read without
-any network. (nbconvert's templates configure MathJax 2; the pages load a small
+from the npm registry (``npm pack`` of ``reveal.js@4``, ``mathjax@3`` and the ``requirejs@2`` and
+``jquery@2`` that nbconvert's templates load, about 30 MB unpacked with :mod:`tarfile`) when
+``npm`` is on the PATH, and points the exporters at those relative copies
+(``HTMLExporter.mathjax_url``/``require_js_url``/``jquery_url``,
+``SlidesExporter.reveal_url_prefix``): the pages then read without any network. (nbconvert's templates configure MathJax 2; the pages load a small
 ``_vendor/mathjax-loader.js`` that sets MathJax 3's configuration, ``$…$`` inline math included,
 and then loads ``mathjax/es5/tex-mml-chtml.js``.) Keep ``_vendor/`` beside the pages when copying
 them elsewhere. A vendored copy is reused on the next build. When ``npm`` is missing or fails, the
 pages fall back to the CDN URLs and the builder prints a note that math and slides then need a
 network connection. ``--offline-assets yes`` makes vendoring failures an error, ``no`` skips it
 (CDN URLs). Note that JupyterLab's own widget views (ipywidgets) are not rendered in static
-pages; the notebooks keep a static figure beside every widget.
+pages; the notebooks keep a static figure beside every widget. Two CDN references stay in the
+pages and are harmless offline: nbconvert's widget-state loader (only used by pages that saved
+widget state; the widgets then show nothing, the figures beside them remain) and mermaid (only
+loaded when a page contains a mermaid diagram; the course has none).
 """
 
 from __future__ import annotations
@@ -54,7 +58,10 @@ __all__ = ["mass_in_box", "NotebookPage", "find_notebooks", "vendor_assets", "bu
 ROOT = Path(__file__).resolve().parent.parent
 CDN_MATHJAX = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
 CDN_REVEAL = "https://unpkg.com/reveal.js@4.0.2"
-_VENDOR = {"reveal.js": "reveal.js@4", "mathjax": "mathjax@3"}
+_VENDOR = {"reveal.js": "reveal.js@4", "mathjax": "mathjax@3", "requirejs": "requirejs@2",
+           "jquery": "jquery@2"}
+_NEEDED = ("mathjax/es5/tex-mml-chtml.js", "reveal.js/dist/reveal.js", "requirejs/require.js",
+           "jquery/dist/jquery.min.js")
 _MATHJAX_FILE = "mathjax/es5/tex-mml-chtml.js"
 _MATHJAX_LOADER = "mathjax-loader.js"
 # nbconvert's templates configure MathJax 2 (`$…$` inline math); MathJax 3 needs its configuration
@@ -151,8 +158,9 @@ def _npm_pack(spec: str, dest: Path) -> None:
         shutil.move(str(unpacked / "package"), dest)
 
 
-def vendor_assets(out: Path, mode: str = "auto") -> tuple[str, str]:
-    """reveal.js and MathJax for the pages: ``(mathjax_url, reveal_url_prefix)``.
+def vendor_assets(out: Path, mode: str = "auto") -> dict[str, str]:
+    """The pages' JavaScript: ``{"mathjax_url", "reveal_url_prefix", "require_js_url",
+    "jquery_url"}`` (the exporters' trait names).
 
     Local copies under ``out/_vendor`` (relative URLs) when they exist or ``npm`` can fetch them;
     otherwise (``mode="auto"``) the CDN URLs with a printed note; ``mode="no"``: CDN without
@@ -161,7 +169,7 @@ def vendor_assets(out: Path, mode: str = "auto") -> tuple[str, str]:
     if mode not in ("auto", "yes", "no"):
         raise ValueError(f"offline assets mode {mode!r} is not known; choose auto, yes or no.")
     if mode == "no":
-        return CDN_MATHJAX, CDN_REVEAL
+        return {"mathjax_url": CDN_MATHJAX, "reveal_url_prefix": CDN_REVEAL}
     vendor = out / "_vendor"
     try:
         vendor.mkdir(parents=True, exist_ok=True)
@@ -171,8 +179,9 @@ def vendor_assets(out: Path, mode: str = "auto") -> tuple[str, str]:
                     raise RuntimeError("npm is not on the PATH")
                 print(f"vendoring {spec} into {vendor.name}/{name} (npm pack)")
                 _npm_pack(spec, vendor / name)
-        if not (vendor / _MATHJAX_FILE).exists() or not (vendor / "reveal.js" / "dist").exists():
-            raise RuntimeError("the vendored packages lack es5/tex-mml-chtml.js or dist/")
+        missing = [f for f in _NEEDED if not (vendor / f).exists()]
+        if missing:
+            raise RuntimeError(f"the vendored packages lack {', '.join(missing)}")
         (vendor / _MATHJAX_LOADER).write_text(_LOADER_JS, encoding="utf-8")
     except (RuntimeError, OSError, subprocess.SubprocessError, tarfile.TarError) as err:
         if mode == "yes":
@@ -180,8 +189,10 @@ def vendor_assets(out: Path, mode: str = "auto") -> tuple[str, str]:
                                "--offline-assets no to build with CDN links instead.") from err
         print(f"NOTE: could not vendor reveal.js/MathJax ({err}); the pages use CDN links and need "
               "a network connection for math and slides.")
-        return CDN_MATHJAX, CDN_REVEAL
-    return f"_vendor/{_MATHJAX_LOADER}", "_vendor/reveal.js"
+        return {"mathjax_url": CDN_MATHJAX, "reveal_url_prefix": CDN_REVEAL}
+    return {"mathjax_url": f"_vendor/{_MATHJAX_LOADER}", "reveal_url_prefix": "_vendor/reveal.js",
+            "require_js_url": "_vendor/requirejs/require.js",
+            "jquery_url": "_vendor/jquery/dist/jquery.min.js"}
 
 
 def _execute(nb, cwd: Path, timeout: int) -> float:
@@ -243,8 +254,9 @@ def build_report(out: Path | str = "reports", *, notebooks: Path | str | None = 
     src_dir = Path(notebooks) if notebooks is not None else ROOT / "notebooks"
     sources = find_notebooks(src_dir)
     (out / "executed").mkdir(parents=True, exist_ok=True)
-    mathjax, reveal = vendor_assets(out, offline_assets)
-    html_exporter = HTMLExporter(template_name="lab", mathjax_url=mathjax, embed_images=True)
+    urls = vendor_assets(out, offline_assets)
+    page_urls = {k: v for k, v in urls.items() if k != "reveal_url_prefix"}
+    html_exporter = HTMLExporter(template_name="lab", embed_images=True, **page_urls)
     pages, slides = [], None
     for src in sources:
         nb = nbformat.read(src, as_version=4)
@@ -263,8 +275,7 @@ def build_report(out: Path | str = "reports", *, notebooks: Path | str | None = 
         (out / page).write_text(body, encoding="utf-8")
         pages.append(NotebookPage(src, _title(nb), page, seconds))
         if src.name.startswith("07_") or (slides is None and src is sources[-1]):
-            slide_exporter = SlidesExporter(reveal_url_prefix=reveal, mathjax_url=mathjax,
-                                            embed_images=True)
+            slide_exporter = SlidesExporter(embed_images=True, **urls)
             deck, _ = slide_exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb)}})
             slides = f"{src.stem}.slides.html"
             (out / slides).write_text(deck, encoding="utf-8")
