@@ -86,3 +86,44 @@ def test_linear_toy_model_property():
     a = saliency_map(m, torch.rand(3, 4, 4), 0)
     b = saliency_map(m, torch.rand(3, 4, 4), 0)
     torch.testing.assert_close(a, b)
+
+
+@SETTINGS
+@given(h=st.integers(1, 20), w=st.integers(1, 20), threshold=st.floats(-0.2, 1.2, allow_nan=False),
+       min_size=st.integers(-1, 8), seed=st.integers(0, 2**16), levels=st.integers(1, 6))
+def test_quadtree_random_images(h, w, threshold, min_size, seed, levels):
+    """Any image and parameters: a valid tiling and an exact convolution, or a clear error."""
+    import torch.nn.functional as F
+
+    from utils.quadtree import build_quadtree, conv_macs, quadtree_conv2d
+
+    g = torch.Generator().manual_seed(seed)
+    image = (torch.rand(3, h, w, generator=g) * levels).round() / levels  # piecewise flat values
+    try:
+        tree = build_quadtree(image, threshold, min_size=min_size)
+    except (ValueError, TypeError):
+        assert threshold < 0 or min_size < 1
+        return
+    cover = torch.zeros(h, w)
+    for y, x, s in zip(tree.y.tolist(), tree.x.tolist(), tree.size.tolist(), strict=True):
+        cover[y:y + s, x:x + s] += 1
+    assert torch.equal(cover, torch.ones(h, w))  # the leaves tile the image exactly once
+    weight = torch.randn(2, 3, 3, 3, generator=g)
+    out = quadtree_conv2d(tree, image, weight)
+    ref = F.conv2d(tree.reconstruct(image)[None], weight, padding=1)[0]
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    macs = conv_macs(tree, 3, 3, 2)
+    assert macs["quadtree_exact"] <= macs["dense"] + 9 * 3 * 2 * h * w
+
+
+@SETTINGS
+@given(shape=shapes, fill=values)
+def test_quadtree_bad_images_raise_clearly(shape, fill):
+    from utils.quadtree import build_quadtree
+
+    x = torch.full(shape, fill) if shape else torch.tensor(fill)
+    try:
+        build_quadtree(x, 0.1)
+    except (ValueError, TypeError):
+        return
+    assert x.dim() in (2, 3, 4) and torch.isfinite(x).all()
