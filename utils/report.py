@@ -214,7 +214,7 @@ def _execute(nb, cwd: Path, timeout: int) -> float:
             os.environ["IPYTHONDIR"] = old
 
 
-def _index(pages: list[NotebookPage], slides: str | None, executed: bool) -> str:
+def _index(pages: list[NotebookPage], slides: str | None, executed: bool, mathjax_url: str) -> str:
     rows = []
     for p in pages:
         run = f"{p.seconds:.0f} s" if p.seconds is not None else "not executed (committed outputs)"
@@ -227,6 +227,7 @@ def _index(pages: list[NotebookPage], slides: str | None, executed: bool) -> str
     total = sum(p.seconds or 0.0 for p in pages)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>saliency-course: notebooks and report</title>
+<script src="{html.escape(mathjax_url)}"></script>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td{{padding:.3em 1em}}
 tr:nth-child(even){{background:#f3f3f3}}</style></head>
 <body><h1>saliency-course</h1>
@@ -279,7 +280,7 @@ def build_report(out: Path | str = "reports", *, notebooks: Path | str | None = 
             deck, _ = slide_exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb)}})
             slides = f"{src.stem}.slides.html"
             (out / slides).write_text(deck, encoding="utf-8")
-    (out / "index.html").write_text(_index(pages, slides, execute), encoding="utf-8")
+    (out / "index.html").write_text(_index(pages, slides, execute, urls["mathjax_url"]), encoding="utf-8")
     (out / "index.json").write_text(json.dumps(
         [{"notebook": p.source.name, "title": p.title, "page": p.page, "seconds": p.seconds}
          for p in pages], indent=1), encoding="utf-8")
