@@ -15,7 +15,7 @@ that claim computable:
 * :func:`sliding_window_occlusion` (Zeiler & Fergus, 2014) and :func:`quadtree_occlusion`
   (coarse to fine, as in hierarchical perturbation, Cooper et al., 2022): occlusion saliency, where
   the number of forward passes is what a quadtree really reduces.
-* :func:`draw_leaves`, :func:`threshold_explorer` — pictures and a slider for the notebook.
+* :func:`draw_leaves` — leaves over an image (the slider lives in :mod:`utils.widgets`).
 
 Conventions: images are float tensors ``(C, H, W)`` (any ``C``; the models want ``C = 3`` in
 [0, 1]); leaves are long tensors ``y, x, size`` (top-left corner and side, pixels).
@@ -50,7 +50,6 @@ __all__ = [
     "sliding_window_occlusion",
     "quadtree_occlusion",
     "draw_leaves",
-    "threshold_explorer",
 ]
 
 DEFAULT_FILL = 0.5
@@ -673,29 +672,3 @@ def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None 
     if title:
         ax.set_title(title, fontsize=9)
     return ax
-
-
-def threshold_explorer(image: torch.Tensor, *, thresholds: Sequence[float] = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5),
-                       min_size: int = 1):
-    """An ipywidgets slider over ``thresholds``: leaves over the image and the reconstruction.
-
-    Returns the widget (display it in a notebook cell marked ``# NBVAL_IGNORE_OUTPUT``).
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    image = _as_chw(image)
-
-    def show(threshold: float) -> None:
-        tree = build_quadtree(image, threshold, min_size=min_size)
-        fig, axes = plt.subplots(1, 2, figsize=(6, 3))
-        draw_leaves(axes[0], tree, image, title=f"t = {threshold}: N' = {tree.n_leaves}")
-        rec = tree.reconstruct()
-        draw_leaves(axes[1], tree, rec, lw=0,
-                    title=f"reconstruction, PSNR {psnr(rec, image):.1f} dB")
-        fig.tight_layout()
-        plt.show()
-
-    slider = widgets.SelectionSlider(options=list(thresholds), value=thresholds[len(thresholds) // 2],
-                                     description="threshold")
-    return widgets.interactive(show, threshold=slider)
