@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["check_images", "check_target", "check_fraction", "check_positive_int", "resolve_device"]
+__all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
@@ -152,3 +152,19 @@ def check_positive_int(value: int, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name}={value} is not allowed; it must be an int >= {minimum}.")
     return value
+
+
+def resolve_targets(model: torch.nn.Module, x: torch.Tensor, target) -> torch.Tensor:
+    """``target`` as ``(N,)`` long on ``x``'s device; ``None`` → each image's top-1 class.
+
+    Refuses a model in training mode (dropout and batch-norm statistics would change the scores).
+    """
+    if model.training:
+        raise ValueError(
+            "The model is in training mode (dropout and batch-norm statistics would change the "
+            "scores); call model.eval() first."
+        )
+    if target is None:
+        with torch.no_grad():
+            target = model(x).argmax(dim=1)
+    return check_target(target, x.shape[0]).to(x.device)

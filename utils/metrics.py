@@ -34,8 +34,8 @@ from ._checks import (
     check_fraction,
     check_images,
     check_positive_int,
-    check_target,
     resolve_device,
+    resolve_targets,
 )
 from .saliency import Target
 
@@ -140,15 +140,9 @@ def _curve_inputs(model, images, maps, target, steps, score, batch_size, device)
     check_positive_int(batch_size, "batch_size")
     if score not in ("probability", "logit"):
         raise ValueError(f"score={score!r} is not known; choose 'probability' or 'logit'.")
-    if model.training:
-        raise ValueError("The model is in training mode; call model.eval() first.")
     dev = resolve_device(device, model)
     x = batch.to(dev)
-    if target is None:
-        with torch.no_grad():
-            target = model(x).argmax(dim=1)
-    targets = check_target(target, x.shape[0]).to(dev)
-    return x, m.to(dev), targets
+    return x, m.to(dev), resolve_targets(model, x, target)
 
 
 def deletion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
@@ -330,14 +324,9 @@ def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, 
         A :class:`SanityCheck`. Cost: ``L + 1`` calls of ``method``.
     """
     batch, _ = check_images(images)
-    if model.training:
-        raise ValueError("The model is in training mode; call model.eval() first.")
     dev = resolve_device(device, model)
     x = batch.to(dev)
-    if target is None:
-        with torch.no_grad():
-            target = model(x).argmax(dim=1)
-    targets = check_target(target, x.shape[0]).tolist()
+    targets = resolve_targets(model, x, target).tolist()
     groups = cascade_layers(model) if layers is None else layers
     names_of = {id(m): n for n, m in model.named_modules()}
     resolved = []

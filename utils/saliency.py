@@ -23,7 +23,14 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ._checks import check_fraction, check_images, check_positive_int, check_target, resolve_device
+from ._checks import (
+    check_fraction,
+    check_images,
+    check_positive_int,
+    check_target,
+    resolve_device,
+    resolve_targets,
+)
 
 __all__ = ["gradient", "saliency_map", "channel_max", "smoothgrad_attribution", "smoothgrad",
            "gradient_x_input", "integrated_gradients", "IG_METHODS", "guided_backprop",
@@ -114,10 +121,7 @@ def smoothgrad_attribution(model: nn.Module, images: torch.Tensor, target: Targe
     check_fraction(noise, "noise", low=0.0, high=10.0, inclusive=True)
     dev = resolve_device(device, model)
     x = batch.to(dev)
-    if target is None:
-        with torch.no_grad():
-            target = model(x).argmax(dim=1)
-    targets = check_target(target, x.shape[0]).to(dev)
+    targets = resolve_targets(model, x, target)
     sigma = noise * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))  # (N,)
     gen = torch.Generator().manual_seed(seed)
     eps = torch.randn((samples, *x.shape), generator=gen).to(dev) * sigma.view(1, -1, 1, 1, 1)
@@ -163,19 +167,6 @@ def _finish(out: torch.Tensor, images: torch.Tensor, single: bool) -> torch.Tens
     """Move a batched result back to the images' device and drop the batch dimension if needed."""
     out = out.to(images.device)
     return out[0] if single else out
-
-
-def _top1(model: nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
-    """``target`` as ``(N,)`` long on ``x``'s device; ``None`` → each image's top-1 class."""
-    if model.training:
-        raise ValueError(
-            "The model is in training mode (dropout and batch-norm statistics would change the "
-            "scores); call model.eval() first."
-        )
-    if target is None:
-        with torch.no_grad():
-            target = model(x).argmax(dim=1)
-    return check_target(target, x.shape[0]).to(x.device)
 
 
 def _selected_scores(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -282,7 +273,7 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
     dev = resolve_device(device, model)
     x = batch.to(dev)
     base = _baseline_tensor(baseline, x)
-    targets = _top1(model, x, target)
+    targets = resolve_targets(model, x, target)
     n = x.shape[0]
     alpha = torch.tensor(alphas, device=dev, dtype=x.dtype).view(-1, 1, 1, 1, 1)
     weight = torch.tensor(weights, device=dev, dtype=x.dtype)
@@ -496,7 +487,7 @@ def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, *, 
     dev = resolve_device(device, model)
     x = batch.to(dev)
     base = _baseline_tensor(baseline, x)
-    targets = _top1(model, x, target)
+    targets = resolve_targets(model, x, target)
     clean = _selected_scores(model, x, targets)  # (N,)
     windows = [(r, c) for c in _window_starts(w, patch, stride) for r in _window_starts(h, patch, stride)]
     total = torch.zeros(x.shape[0], h, w, device=dev)
