@@ -5,11 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: lab test unit notebooks lint bench execute clean help test-browser report
+.PHONY: lab test unit notebooks notebooks-1thread test-determinism lint bench execute clean help test-browser report
 
 help:
 	@echo "make lab        start JupyterLab on notebooks/ (creates .venv when missing)"
 	@echo "make test       ruff + unit tests + pytest --nbval over every notebook"
+	@echo "make test-determinism  pytest --nbval three times, then once with torch.set_num_threads(1)"
 	@echo "make execute    re-execute every notebook in place (after editing one)"
 	@echo "make bench      run the benchmark scripts in benchmarks/"
 	@echo "make test-browser  the saliency explorer in JupyterLab + headless Chromium (screenshots in reports/browser/)"
@@ -34,6 +35,16 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	IPYTHONDIR=$(CURDIR)/tests/ipython $(PY) -m pytest $(NBVAL) notebooks
+
+# Same outputs whatever the thread count: every kernel calls torch.set_num_threads(1) first
+# (tests/ipython/profile_default/startup/01_threads.py).
+notebooks-1thread: $(STAMP)
+	SALIENCY_COURSE_THREADS=1 IPYTHONDIR=$(CURDIR)/tests/ipython $(PY) -m pytest $(NBVAL) notebooks
+
+# Issue #8's determinism check (about 15 minutes on a 2-core laptop): three runs in a row, then 1 thread.
+test-determinism: $(STAMP)
+	for i in 1 2 3; do $(MAKE) --no-print-directory notebooks || exit 1; done
+	$(MAKE) --no-print-directory notebooks-1thread
 
 execute: $(STAMP)
 	for nb in notebooks/[0-9]*.ipynb; do \

@@ -7,6 +7,7 @@ sees *what to change* instead of a traceback from deep inside torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 
 import torch
 
@@ -17,18 +18,28 @@ def resolve_device(device: str | torch.device | None, model: torch.nn.Module | N
     """Return the device to compute on.
 
     ``device=None`` means "where the model's parameters are" (CPU for a model without
-    parameters). A string such as ``"cuda"`` is checked for availability.
+    parameters). A string such as ``"cuda"`` is checked for availability, and against the model's
+    device: the images are moved to the model, never the model to the images.
+
+    Raises:
+        ValueError: CUDA requested but not available, or ``device`` differs from the model's.
     """
+    model_device = None
+    if model is not None:
+        model_device = next((t.device for t in chain(model.parameters(), model.buffers())), None)
     if device is None:
-        if model is not None:
-            for p in model.parameters():
-                return p.device
-            for b in model.buffers():
-                return b.device
-        return torch.device("cpu")
+        return model_device if model_device is not None else torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} was requested but CUDA is not available; use 'cpu'.")
+    if model_device is not None and (
+        dev.type != model_device.type
+        or (dev.index is not None and model_device.index is not None and dev.index != model_device.index)
+    ):
+        raise ValueError(
+            f"device={str(device)!r} but the model is on {str(model_device)!r}; move the model with "
+            f"model.to({str(device)!r}) or leave device=None to compute where the model is."
+        )
     return dev
 
 
