@@ -49,6 +49,11 @@ __all__ = [
     "QuadtreeOcclusion",
     "sliding_window_occlusion",
     "quadtree_occlusion",
+    "LatticeSampling",
+    "REFINE_RULES",
+    "refine_lattice",
+    "field_to_map",
+    "occlusion_field",
     "draw_leaves",
 ]
 
@@ -441,27 +446,6 @@ class OcclusionMap(tuple):
         return self[1]
 
 
-@dataclass(frozen=True)
-class QuadtreeOcclusion:
-    """Result of :func:`quadtree_occlusion`.
-
-    Attributes:
-        saliency: ``(H, W)`` float; higher = occluding there lowers ``S_c`` more.
-        n_forward: forward passes used (the clean image included).
-        leaves: ``(K, 4)`` long, every probed cell as ``(y, x, h, w)``, coarse to fine.
-        deltas: ``(K,)`` score drop ``S_c(I) − S_c(I occluded)`` of each cell's probe.
-        levels: ``(K,)`` refinement level of each region (0 = the initial grid).
-        score: ``S_c`` of the clean image.
-    """
-
-    saliency: torch.Tensor
-    n_forward: int
-    leaves: torch.Tensor
-    deltas: torch.Tensor
-    levels: torch.Tensor
-    score: float
-
-
 def _occlusion_setup(model: nn.Module, image: torch.Tensor, target, fill, device):
     if model.training:
         raise ValueError("The model is in training mode; call model.eval() first.")
@@ -533,99 +517,252 @@ def sliding_window_occlusion(model: nn.Module, image: torch.Tensor, target: int 
     return OcclusionMap(sal.to(image.device), n_windows + 1)
 
 
-def _split_boxes(boxes: torch.Tensor) -> torch.Tensor:
-    """Each ``(y, x, h, w)`` → its four quadrants (ragged halves for odd sides)."""
-    y, x, h, w = boxes.unbind(1)
-    h0, w0 = h // 2, w // 2
-    quads = [(y, x, h0, w0), (y, x + w0, h0, w - w0), (y + h0, x, h - h0, w0),
-             (y + h0, x + w0, h - h0, w - w0)]
-    return torch.stack([torch.stack(q, 1) for q in quads], 1).reshape(-1, 4)
+@dataclass(frozen=True)
+class QuadtreeOcclusion:
+    """Result of :func:`quadtree_occlusion`.
+
+    The sliding window's occluder sits at a lattice of ``Py × Px`` positions (window ``(i, j)``
+    starts at pixel ``(i·stride, j·stride)``); the score drop at every position is the *field*.
+
+    Attributes:
+        saliency: ``(H, W)`` float; higher = occluding there lowers ``S_c`` more. The sliding window's
+            rule (mean drop of the windows covering a pixel) applied to :attr:`field`.
+        n_forward: forward passes used: the probed windows plus the clean image.
+        field: ``(Py, Px)`` the drop at every window position: measured where probed, interpolated
+            bilinearly inside each quadtree leaf elsewhere.
+        probed: ``(Py, Px)`` bool, where a window was really occluded.
+        probes: ``(K, 2)`` long lattice positions ``(i, j)`` probed, in the order they were probed.
+        deltas: ``(K,)`` the measured drop ``S_c(I) − S_c(I occluded)`` of each probe.
+        levels: ``(K,)`` refinement level of each probe (0 = the initial lattice).
+        leaves: ``(L, 4)`` long, the final quadtree cells as pixel boxes ``(y, x, h, w)`` spanning the
+            centres of their four corner windows (for :func:`draw_leaves`).
+        score: ``S_c`` of the clean image.
+    """
+
+    saliency: torch.Tensor
+    n_forward: int
+    field: torch.Tensor
+    probed: torch.Tensor
+    probes: torch.Tensor
+    deltas: torch.Tensor
+    levels: torch.Tensor
+    leaves: torch.Tensor
+    score: float
 
 
-def _box_smooth(sal: torch.Tensor, k: int) -> torch.Tensor:
-    """Moving average of a map ``(H, W)`` over ``k × k`` windows (edges replicated)."""
-    if k <= 1:
-        return sal
-    lo, hi = k // 2, k - 1 - k // 2
-    return F.avg_pool2d(F.pad(sal[None, None], (lo, hi, lo, hi), mode="replicate"), k, 1)[0, 0]
+@dataclass(frozen=True)
+class LatticeSampling:
+    """Result of :func:`refine_lattice`: an estimate of a field from a few probes.
+
+    Attributes:
+        field: ``(Py, Px)`` estimate: probed values, bilinear inside each leaf cell elsewhere.
+        probed: ``(Py, Px)`` bool mask of the probed positions.
+        probes, values, levels: ``(K, 2)`` positions, ``(K,)`` values and refinement levels, in order.
+        cells: ``(L, 4)`` long leaf cells ``(i0, i1, j0, j1)`` (inclusive corner positions).
+    """
+
+    field: torch.Tensor
+    probed: torch.Tensor
+    probes: torch.Tensor
+    values: torch.Tensor
+    levels: torch.Tensor
+    cells: torch.Tensor
+
+
+REFINE_RULES = ("max", "range")
+
+
+def refine_lattice(probe, shape: tuple[int, int], *, start: int = 7, max_probes: int = 72,
+                   refine: int = 4, rule: str = "max", min_step: int = 1,
+                   budget_name: str = "max_probes") -> LatticeSampling:
+    """Estimate a field on a ``Py × Px`` lattice from few probes, refining a quadtree of cells.
+
+    Level 0 cuts the lattice into ``start × start`` cells (corners at ``round(linspace(0, P − 1,
+    start + 1))``) and probes every corner. At each further level the ``refine`` splittable cells
+    with the highest priority are cut into quadrants at their middle position, and the new corners
+    are probed together (one batch), while the total stays within ``max_probes``. Priority
+    ``rule="max"``: the largest value at a cell's corners (hierarchical perturbation: refine where
+    occlusion lowers the score most); ``"range"``: (max − min of the corners) × cell area (refine
+    where bilinear interpolation is least trustworthy). A cell is splittable while both sides span
+    at least ``2·min_step`` positions. With ``max_probes ≥ Py·Px`` and ``min_step=1`` every
+    position ends up probed and the estimate is the field itself.
+
+    Args:
+        probe: ``probe(positions (n, 2) long) -> (n,)`` values at lattice positions ``(i, j)``.
+        shape: ``(Py, Px)``, each ≥ 2.
+        start, max_probes, refine, rule, min_step: as above; ``max_probes ≥ (start + 1)²``.
+        budget_name: what error messages call ``max_probes`` (the caller's argument name).
+
+    Returns:
+        :class:`LatticeSampling`.
+    """
+    py, px = (check_positive_int(int(s), "lattice size", minimum=2) for s in shape)
+    start = check_positive_int(start, "start")
+    refine = check_positive_int(refine, "refine")
+    min_step = check_positive_int(min_step, "min_step")
+    if rule not in REFINE_RULES:
+        raise ValueError(f"rule must be one of {REFINE_RULES}, got {rule!r}.")
+    ey = torch.linspace(0, py - 1, min(start, py - 1) + 1).round().long().unique()
+    ex = torch.linspace(0, px - 1, min(start, px - 1) + 1).round().long().unique()
+    if max_probes < len(ey) * len(ex):
+        raise ValueError(f"{budget_name}={max_probes} is below the {len(ey)}×{len(ex)} = "
+                         f"{len(ey) * len(ex)} probes of the level-0 lattice; raise {budget_name} or "
+                         f"lower start={start}.")
+    value = torch.full((py, px), float("nan"), dtype=torch.float64)
+    order: list[torch.Tensor] = []
+    levels: list[torch.Tensor] = []
+
+    def measure(points: torch.Tensor, level: int) -> None:
+        v = torch.as_tensor(probe(points)).detach().double().cpu().reshape(-1)
+        if v.shape[0] != points.shape[0]:
+            raise ValueError(f"probe returned {v.shape[0]} values for {points.shape[0]} positions.")
+        value[points[:, 0], points[:, 1]] = v
+        order.append(points)
+        levels.append(torch.full((points.shape[0],), level, dtype=torch.long))
+
+    measure(torch.cartesian_prod(ey, ex), 0)
+    cells = [(int(ey[a]), int(ey[a + 1]), int(ex[b]), int(ex[b + 1]))
+             for a in range(len(ey) - 1) for b in range(len(ex) - 1)]
+    used, level = len(ey) * len(ex), 0
+    while True:
+        def priority(c):
+            v = value[[c[0], c[0], c[1], c[1]], [c[2], c[3], c[2], c[3]]]
+            if rule == "max":
+                return float(v.max())
+            return float(v.max() - v.min()) * (c[1] - c[0]) * (c[3] - c[2])
+
+        candidates = sorted((c for c in cells if c[1] - c[0] >= 2 * min_step and c[3] - c[2] >= 2 * min_step),
+                            key=priority, reverse=True)
+        chosen, new = [], set()
+        for a, b, c, d in candidates:
+            if len(chosen) == refine:
+                break
+            m, n = (a + b) // 2, (c + d) // 2
+            extra = {p for p in ((a, n), (b, n), (m, c), (m, d), (m, n))
+                     if torch.isnan(value[p]) and p not in new}
+            if used + len(new) + len(extra) <= max_probes:
+                chosen.append((a, b, c, d))
+                new |= extra
+        if not chosen:
+            break
+        level += 1
+        measure(torch.tensor(sorted(new), dtype=torch.long).reshape(-1, 2), level)
+        used += len(new)
+        for a, b, c, d in chosen:
+            cells.remove((a, b, c, d))
+            m, n = (a + b) // 2, (c + d) // 2
+            cells += [(a, m, c, n), (a, m, n, d), (m, b, c, n), (m, b, n, d)]
+    est = value.clone()
+    for a, b, c, d in cells:  # bilinear inside each leaf from its four probed corners
+        ty = torch.linspace(0, 1, b - a + 1, dtype=torch.float64)[:, None]
+        tx = torch.linspace(0, 1, d - c + 1, dtype=torch.float64)[None]
+        v00, v01, v10, v11 = value[a, c], value[a, d], value[b, c], value[b, d]
+        bilinear = (1 - ty) * ((1 - tx) * v00 + tx * v01) + ty * ((1 - tx) * v10 + tx * v11)
+        block = est[a : b + 1, c : d + 1]
+        est[a : b + 1, c : d + 1] = torch.where(torch.isnan(block), bilinear, block)
+    points = torch.cat(order)
+    return LatticeSampling(est.float(), ~torch.isnan(value), points, value[points[:, 0], points[:, 1]].float(),
+                           torch.cat(levels), torch.tensor(cells, dtype=torch.long).reshape(-1, 4))
+
+
+def field_to_map(field: torch.Tensor, size: tuple[int, int], *, patch: int = 16, stride: int = 8
+                 ) -> torch.Tensor:
+    """The sliding window's map from its field: each pixel gets the mean drop of the windows covering it.
+
+    Args:
+        field: ``(Py, Px)`` drop of the window starting at pixel ``(i·stride, j·stride)``.
+        size: ``(H, W)`` of the image (windows sticking out of it are cut at its edge).
+
+    Returns:
+        ``(H, W)`` float; equals :func:`sliding_window_occlusion`'s map for the measured field.
+    """
+    if field.dim() != 2:
+        raise ValueError(f"field must have shape (Py, Px), got {tuple(field.shape)}.")
+    ones = torch.ones(1, 1, patch, patch, dtype=torch.float64)
+    f = field.double()[None, None]
+    num = F.conv_transpose2d(f, ones, stride=stride)[0, 0, : size[0], : size[1]]
+    cnt = F.conv_transpose2d(torch.ones_like(f), ones, stride=stride)[0, 0, : size[0], : size[1]]
+    if num.shape != tuple(size) or bool((cnt == 0).any()):
+        raise ValueError(f"a {tuple(field.shape)} field of {patch}-px windows at stride {stride} does not "
+                         f"cover a {size[0]}×{size[1]} image.")
+    return (num / cnt).float()
+
+
+def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
+                    patch: int = 16, stride: int = 8, fill=DEFAULT_FILL, batch_size: int = 32,
+                    device: str | torch.device | None = None) -> torch.Tensor:
+    """The score drop of every sliding-window position, ``(Py, Px)`` (one forward pass each).
+
+    ``field_to_map(occlusion_field(...), (H, W), patch=p, stride=s)`` is
+    :func:`sliding_window_occlusion`'s map; keeping the field lets a notebook replay
+    :func:`refine_lattice` at any budget without new forward passes.
+    """
+    x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
+    ys, xs = _lattice(x.shape[1:], patch, stride)
+    boxes = torch.tensor([(y, xx, patch, patch) for y in ys for xx in xs], dtype=torch.long)
+    return (base - _occluded_scores(model, x, boxes, t, fill_t, batch_size)).reshape(len(ys), len(xs))
+
+
+def _lattice(size, patch: int, stride: int) -> tuple[list[int], list[int]]:
+    from .saliency import _window_starts
+
+    check_positive_int(patch, "patch")
+    check_positive_int(stride, "stride")
+    if patch > min(size):
+        raise ValueError(f"patch={patch} is larger than the image ({size[0]}×{size[1]}).")
+    return _window_starts(size[0], patch, stride), _window_starts(size[1], patch, stride)
 
 
 def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
-                       min_size: int = 16, start_size: int = 32, refine: int = 4,
-                       patch: int | None = 16, smooth: int | None = None, fill=DEFAULT_FILL,
-                       batch_size: int = 64, device: str | torch.device | None = None
-                       ) -> QuadtreeOcclusion:
-    """Coarse-to-fine occlusion: probe a coarse grid of cells, refine only the cells that matter.
+                       patch: int = 16, stride: int = 8, start: int = 7, max_passes: int = 72,
+                       refine: int = 4, rule: str = "max", min_size: int | None = None,
+                       fill=DEFAULT_FILL, batch_size: int = 64,
+                       device: str | torch.device | None = None) -> QuadtreeOcclusion:
+    """Coarse-to-fine occlusion: probe a few sliding-window positions, refine a quadtree where it matters.
 
-    Level 0 covers the image with a regular grid of ``start_size`` cells. Each cell is probed with
-    one forward pass: a grey ``patch × patch`` square centred in the cell (``patch=None``: the whole
-    cell) gives the score drop ``Δ = S_c(I) − S_c(I occluded)``. At every further level the
-    ``refine`` cells of the previous level with the largest ``Δ`` are split into quadrants, and
-    those are probed (one batched set of passes per level), until the quadrants would be smaller
-    than ``min_size``. This is the idea of hierarchical perturbation (Cooper et al., 2022): an
-    occlusion that does not change the score is not worth refining.
-
-    The map gives each pixel the ``Δ`` of the finest probed cell containing it (divided by the
-    occluded area relative to the smallest one when ``patch=None``, so that levels share one
-    scale), then averages it over ``smooth × smooth`` windows (default ``start_size``), as the
-    overlapping windows of :func:`sliding_window_occlusion` do.
+    The sliding window (:func:`sliding_window_occlusion`) occludes a ``patch × patch`` grey square at
+    every position of a lattice with step ``stride`` (27 × 27 = 729 at 224², patch 16, stride 8).
+    Here only the corners of a quadtree of lattice cells are occluded (:func:`refine_lattice`):
+    ``start × start`` cells first, then, level by level, the ``refine`` cells with the largest drop
+    at a corner (``rule="max"``, the hierarchical-perturbation rule of Cooper et al., 2022) or the
+    largest corner range × area (``rule="range"``) are split, until ``max_passes`` occluded passes
+    are spent or cells are ``min_size`` pixels apart. The drop at unprobed positions is bilinear
+    within each leaf; the map is then the sliding window's own (:func:`field_to_map`). With a budget
+    of every position it *is* the sliding window's map.
 
     Args:
         model, image, target, fill, batch_size, device: as :func:`sliding_window_occlusion`.
-        min_size: smallest cell side in pixels.
-        start_size: side of the level-0 cells (default 32: a 7×7 grid at 224²).
-        refine: cells split per level.
-        patch: occluder side (default 16, the sliding window's), or ``None`` for the whole cell.
-        smooth: side of the final moving average (``None``: ``start_size``; 1: none).
+        patch, stride: the sliding window's occluder and lattice step (pixels).
+        start: level-0 cells per side (lattice corners: ``(start + 1)²`` passes).
+        max_passes: budget of occluded forward passes (the clean pass is extra).
+        refine: cells split per level (each level is one batch of passes).
+        rule: ``"max"`` or ``"range"`` (see above).
+        min_size: smallest distance between probes in pixels (default ``stride``: neighbours).
 
     Returns:
-        :class:`QuadtreeOcclusion`. At 224² with the defaults: 49 cells of 32 px, 4 of them split
-        into 16 cells of 16 px, and the clean image: 66 forward passes (sliding window: 730).
+        :class:`QuadtreeOcclusion`. At 224² with the defaults: 64 level-0 passes and up to 8 more,
+        plus the clean image: at most 73 forward passes (sliding window: 730).
     """
     x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(max_passes, "max_passes")
     h, w = x.shape[1:]
-    for value, name in ((min_size, "min_size"), (start_size, "start_size"), (refine, "refine"),
-                        (batch_size, "batch_size")):
-        check_positive_int(value, name)
-    if min_size > min(h, w) or start_size > min(h, w):
-        raise ValueError(f"min_size={min_size} and start_size={start_size} must fit in the image ({h}×{w}).")
-    if patch is not None:
-        check_positive_int(patch, "patch")
-        if patch > min(h, w):
-            raise ValueError(f"patch={patch} is larger than the image ({h}×{w}).")
-    smooth = start_size if smooth is None else check_positive_int(smooth, "smooth")
-    ny, nx = max(1, h // start_size), max(1, w // start_size)
-    ey = torch.linspace(0, h, ny + 1).round().long()
-    ex = torch.linspace(0, w, nx + 1).round().long()
-    cells = torch.tensor([(int(ey[i]), int(ex[j]), int(ey[i + 1] - ey[i]), int(ex[j + 1] - ex[j]))
-                          for i in range(ny) for j in range(nx)], dtype=torch.long)
-    all_cells, all_deltas, all_levels = [], [], []
-    level = 0
-    while True:
-        if patch is None:
-            occluders = cells
-        else:  # a patch × patch square centred in each cell, kept inside the image
-            y0 = (cells[:, 0] + cells[:, 2] // 2 - patch // 2).clamp(0, h - patch)
-            x0 = (cells[:, 1] + cells[:, 3] // 2 - patch // 2).clamp(0, w - patch)
-            occluders = torch.stack([y0, x0, torch.full_like(y0, patch), torch.full_like(y0, patch)], 1)
-        d = base - _occluded_scores(model, x, occluders, t, fill_t, batch_size)
-        all_cells.append(cells)
-        all_deltas.append(d)
-        all_levels.append(torch.full((cells.shape[0],), level, dtype=torch.long))
-        if int(torch.minimum(cells[:, 2], cells[:, 3]).min()) // 2 < min_size:
-            break
-        cells = _split_boxes(cells[torch.argsort(d, descending=True, stable=True)[:refine]])
-        level += 1
-    leaves, deltas, levels = torch.cat(all_cells), torch.cat(all_deltas), torch.cat(all_levels)
-    values = deltas
-    if patch is None:
-        area = (leaves[:, 2] * leaves[:, 3]).double()
-        values = (deltas.double() * area.min() / area).float()
-    sal = torch.zeros(h, w)
-    for (by, bx, bh, bw), v in zip(leaves.tolist(), values.tolist(), strict=True):
-        sal[by : by + bh, bx : bx + bw] = v  # coarse to fine: the finest cell wins
-    sal = _box_smooth(sal, smooth)
-    return QuadtreeOcclusion(sal.to(image.device), int(leaves.shape[0]) + 1, leaves, deltas, levels, base)
+    ys, xs = _lattice((h, w), patch, stride)
+    min_size = stride if min_size is None else check_positive_int(min_size, "min_size")
+
+    def probe(points: torch.Tensor) -> torch.Tensor:
+        boxes = torch.stack([points[:, 0] * stride, points[:, 1] * stride,
+                             torch.full_like(points[:, 0], patch), torch.full_like(points[:, 0], patch)], 1)
+        return base - _occluded_scores(model, x, boxes, t, fill_t, batch_size)
+
+    s = refine_lattice(probe, (len(ys), len(xs)), start=start, max_probes=max_passes, refine=refine,
+                       rule=rule, min_step=-(-min_size // stride), budget_name="max_passes")
+    sal = field_to_map(s.field, (h, w), patch=patch, stride=stride)
+    c = s.cells
+    leaves = torch.stack([c[:, 0] * stride + patch // 2, c[:, 2] * stride + patch // 2,
+                          (c[:, 1] - c[:, 0]) * stride, (c[:, 3] - c[:, 2]) * stride], 1)
+    return QuadtreeOcclusion(sal.to(image.device), int(s.probes.shape[0]) + 1, s.field, s.probed,
+                             s.probes, s.values, s.levels, leaves, base)
 
 
 # ----------------------------------------------------------------------------------------------
