@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.images import load_samples
-from utils.metrics import spearman
+from utils.metrics import spearman, top_fraction_iou
 from utils.models import load_classifier
 from utils.quadtree import (
     DEFAULT_FILL,
@@ -87,12 +87,6 @@ def bench_conv(samples, repeats: int, quick: bool) -> None:
                   f"{t_quad * 1e3:11.2f} {t_dense / t_quad:8.2f}")
 
 
-def top_iou(a: torch.Tensor, b: torch.Tensor, q: float = 0.9) -> float:
-    """IoU of the top ``1 − q`` pixels of two maps (where each map puts its highest values)."""
-    ta, tb = a >= a.quantile(q), b >= b.quantile(q)
-    return float((ta & tb).sum() / (ta | tb).sum())
-
-
 def shifted_sliding_window(model, image, target, batch_size: int) -> torch.Tensor:
     """The same sliding window on a lattice moved by half a stride (4 px): 26 × 26 windows; the map
     of the inner ``216 × 216`` pixels (4 … 219) that both lattices cover."""
@@ -151,7 +145,7 @@ def bench_occlusion(model, samples, batch_size: int, ceiling: bool) -> None:
                 est = refine_lattice(lambda p, f=field: f[p[:, 0], p[:, 1]], tuple(field.shape), **kw)
                 m = field_to_map(est.field, (224, 224))
                 rs.append(spearman(m, sw))
-                ious.append(top_iou(m, sw))
+                ious.append(top_fraction_iou(m, sw, 0.1))
             print(f"{int(est.probed.sum()) + 1:6d} {name:16s} {statistics.median(rs):10.3f} {min(rs):7.3f} "
                   f"{sum(r >= 0.8 for r in rs):2d}/{len(rs)} {statistics.median(ious):11.3f}", flush=True)
 

@@ -21,6 +21,7 @@ from utils.metrics import (
     pointing_game,
     run_methods,
     spearman,
+    top_fraction_iou,
 )
 from utils.models import ImageClassifier, toy_linear_classifier
 from utils.saliency import saliency_map
@@ -143,6 +144,20 @@ def test_spearman():
     assert spearman(a, -a) == pytest.approx(-1.0)
     assert spearman(a, a**3) == pytest.approx(1.0)  # ranks only
     assert math.isnan(spearman(a, torch.zeros(5, 5)))
+
+
+def test_top_fraction_iou():
+    a = torch.arange(100.0).reshape(10, 10)
+    assert top_fraction_iou(a, a) == 1.0
+    assert top_fraction_iou(a, -a) == 0.0
+    b = a.clone()
+    b.view(-1)[90:95] = -1  # b's top 10 becomes 85..89 and 95..99: 5 shared, 15 in the union
+    assert top_fraction_iou(a, b) == pytest.approx(5 / 15)
+    assert top_fraction_iou(a, a, fraction=1.0) == 1.0
+    with pytest.raises(ValueError, match="fraction"):
+        top_fraction_iou(a, b, fraction=0)
+    with pytest.raises(ValueError, match="differ in size"):
+        top_fraction_iou(a, b[:5])
 
 
 def test_cascade_layers_of_the_course_model(model):

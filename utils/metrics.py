@@ -47,6 +47,7 @@ __all__ = [
     "pointing_game",
     "cascade_layers",
     "spearman",
+    "top_fraction_iou",
     "SanityCheck",
     "model_randomisation",
     "PassCount",
@@ -258,6 +259,26 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
     return float(spearmanr(x, y).statistic)
+
+
+def top_fraction_iou(a: torch.Tensor, b: torch.Tensor, fraction: float = 0.1) -> float:
+    """IoU of the pixels where each of two maps has its top ``fraction`` of values.
+
+    Spearman's ρ scores the order of *every* pixel, background included; this scores only where
+    the two maps put their highest values (ties at the threshold are included).
+
+    Args:
+        a, b: maps of the same shape, e.g. ``(H, W)``.
+        fraction: in (0, 1]; 0.1 compares the top 10 %.
+    """
+    fraction = check_fraction(fraction, "fraction", low=0.0, high=1.0, inclusive=True)
+    if fraction == 0:
+        raise ValueError("fraction=0 selects no pixel; use a value in (0, 1].")
+    if a.shape != b.shape:
+        raise ValueError(f"maps differ in size: {tuple(a.shape)} vs {tuple(b.shape)}.")
+    x, y = a.detach().flatten().double().cpu(), b.detach().flatten().double().cpu()
+    ta, tb = x >= x.quantile(1 - fraction), y >= y.quantile(1 - fraction)
+    return float((ta & tb).sum() / (ta | tb).sum())
 
 
 @dataclass(frozen=True)
