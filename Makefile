@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: lab test unit notebooks notebooks-1thread test-determinism lint bench execute clean help test-browser report
+.PHONY: lab test unit notebooks notebooks-1thread test-determinism lint bench execute clean help test-browser report readme
 
 help:
 	@echo "make lab        start JupyterLab on notebooks/ (creates .venv when missing)"
@@ -14,6 +14,7 @@ help:
 	@echo "make execute    re-execute every notebook in place (after editing one)"
 	@echo "make bench      run the benchmark scripts in benchmarks/"
 	@echo "make test-browser  the saliency explorer in JupyterLab + headless Chromium (screenshots in reports/browser/)"
+	@echo "make readme     make report, then the README's course table: previews and measured run times"
 	@echo "make report     execute every notebook afresh into reports/: HTML pages, index.html, reveal.js slides of 07"
 
 # The virtual environment: created when missing, refreshed when pyproject.toml changes.
@@ -61,6 +62,11 @@ test-browser: $(STAMP)
 # available (else CDN links; python -m utils.report --help for the options).
 report: $(STAMP)
 	$(PY) -m utils.report --out reports
+
+# The README's course table: preview thumbnails (notebooks/previews/) and run times measured by
+# executing every notebook afresh (run it on a quiet machine).
+readme: $(STAMP)
+	$(PY) -m utils.report --out reports --readme README.md
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

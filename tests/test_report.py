@@ -8,7 +8,17 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from utils.report import build_report, find_notebooks, main, mass_in_box, vendor_assets
+from utils.report import (
+    TABLE_END,
+    TABLE_START,
+    build_report,
+    find_notebooks,
+    main,
+    mass_in_box,
+    preview_png,
+    update_readme,
+    vendor_assets,
+)
 
 # --------------------------------------------------------------------------- mass_in_box
 
@@ -118,3 +128,89 @@ def test_vendor_assets_reuses_a_local_copy(tmp_path):
     assert urls["require_js_url"] == "_vendor/requirejs/require.js"
     loader = (vendor / "mathjax-loader.js").read_text()
     assert "tex-mml-chtml.js" in loader and "inlineMath" in loader
+
+
+# --------------------------------------------------------------------------- README previews
+
+def _png(width: int, height: int, colour) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _figure_output(png: str):
+    return nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})
+
+
+def test_preview_png_prefers_the_tagged_cell_and_shrinks_it():
+    import io
+
+    from PIL import Image
+
+    first, tagged = new_code_cell("plot()"), new_code_cell("plot()")
+    first.outputs = [_figure_output(_png(800, 400, (255, 0, 0)))]
+    tagged.outputs = [_figure_output(_png(640, 320, (0, 0, 255)))]
+    tagged.metadata["tags"] = ["preview"]
+    img = Image.open(io.BytesIO(preview_png(new_notebook(cells=[first, tagged]), width=160))).convert("RGB")
+    assert img.size == (160, 80) and img.getpixel((80, 40)) == (0, 0, 255)
+    img = Image.open(io.BytesIO(preview_png(new_notebook(cells=[first]), width=1000))).convert("RGB")
+    assert img.size == (800, 400) and img.getpixel((0, 0)) == (255, 0, 0)  # never enlarged
+    assert preview_png(new_notebook(cells=[new_code_cell("x = 1")])) is None
+
+
+def test_update_readme_rewrites_the_table_and_keeps_descriptions(course, tmp_path):
+    nb = nbformat.read(course / "00_intro.ipynb", as_version=4)
+    nb.cells[1].outputs.append(_figure_output(_png(400, 200, (0, 128, 0))))
+    nbformat.write(nb, course / "00_intro.ipynb")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Course\n\n{TABLE_START}\n| notebook | what it teaches |\n|---|---|\n"
+                      "| [`00_intro`](notebooks/00_intro.ipynb) | a kept description |\n"
+                      f"{TABLE_END}\n\nMore text.\n", encoding="utf-8")
+    pages = build_report(tmp_path / "out", notebooks=course, execute=False, offline_assets="no")
+    text = update_readme(readme, pages, course / "previews")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| preview | notebook | what it teaches | run time |"
+    assert rows[1] == ("| [![00_intro](notebooks/previews/00_intro.png)](notebooks/00_intro.ipynb) | "
+                       "[`00_intro`](notebooks/00_intro.ipynb) | a kept description | – |")
+    assert rows[2] == "|  | [`07_report`](notebooks/07_report.ipynb) | The report | – |"  # no figure: no preview
+    assert (course / "previews" / "00_intro.png").exists() and text.endswith("\n\nMore text.\n")
+    # Run times: written when the pages were executed, kept otherwise.
+    for page, seconds in zip(pages, (12.4, 30.0), strict=True):
+        page.seconds = seconds
+    text = update_readme(readme, pages, course / "previews")
+    assert "| a kept description | 12 s |" in text and "| The report | 30 s |" in text
+    assert "Run times: each notebook executed" in text and "total 42 s" in text
+    for page in pages:
+        page.seconds = None
+    text = update_readme(readme, pages, course / "previews")
+    assert "| a kept description | 12 s |" in text and "total 42 s" in text
+
+
+def test_update_readme_needs_the_markers(tmp_path, course):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no table\n", encoding="utf-8")
+    pages = build_report(tmp_path / "out", notebooks=course, execute=False, offline_assets="no")
+    with pytest.raises(ValueError, match="course table markers"):
+        update_readme(readme, pages, tmp_path / "previews")
+
+
+def test_the_course_readme_table_lists_every_notebook_with_preview_and_run_time():
+    from pathlib import Path
+
+    from utils.report import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
+    for nb in find_notebooks(ROOT / "notebooks"):
+        row = next((line for line in table.splitlines() if f"[`{nb.stem}`]" in line), None)
+        assert row is not None, f"README course table misses {nb.stem}; run make readme"
+        cells = [c.strip() for c in row.strip().strip("|").split(" | ")]
+        assert len(cells) == 4 and cells[3].endswith(" s"), row
+        assert (ROOT / "notebooks" / "previews" / f"{nb.stem}.png").exists(), f"no preview for {nb.stem}"
+        assert f"(notebooks/previews/{nb.stem}.png)" in cells[0]
+    assert Path(ROOT / "notebooks" / "previews").is_dir()

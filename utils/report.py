@@ -53,7 +53,8 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["mass_in_box", "NotebookPage", "find_notebooks", "vendor_assets", "build_report", "main"]
+__all__ = ["mass_in_box", "NotebookPage", "find_notebooks", "vendor_assets", "build_report",
+           "preview_png", "update_readme", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CDN_MATHJAX = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
@@ -287,6 +288,95 @@ def build_report(out: Path | str = "reports", *, notebooks: Path | str | None = 
     return pages
 
 
+# --------------------------------------------------------------------------- README previews
+
+TABLE_START = "<!-- course-table: `make readme` regenerates the preview and run-time columns; edit descriptions here -->"
+TABLE_END = "<!-- /course-table -->"
+PREVIEW_WIDTH = 320
+
+
+def preview_png(nb, width: int = PREVIEW_WIDTH) -> bytes | None:
+    """A thumbnail (PNG bytes, ``width`` pixels wide) of a notebook's preview figure.
+
+    The figure is the first PNG output of the first code cell tagged ``preview`` (cell metadata
+    ``tags``), or else the first PNG output of the notebook; ``None`` when it has no figure.
+    """
+    import base64
+    import io
+
+    from PIL import Image
+
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in cells if "preview" in c.get("metadata", {}).get("tags", [])]
+    for cell in tagged + cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {}).get("image/png")
+            if data:
+                img = Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
+                if img.width > width:
+                    img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
+                buf = io.BytesIO()  # 256 colours: a thumbnail, a fraction of the bytes
+                img.quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+                return buf.getvalue()
+    return None
+
+
+def _table_rows(text: str) -> dict[str, list[str]]:
+    """``{notebook stem: cells}`` of the rows already between the README markers."""
+    rows = {}
+    for line in text.splitlines():
+        m = re.search(r"\[`(\d\d_[^`]+)`\]", line)
+        if m and line.startswith("|"):
+            rows[m.group(1)] = [c.strip() for c in line.strip().strip("|").split(" | ")]
+    return rows
+
+
+def update_readme(readme: Path | str, pages: Sequence[NotebookPage], previews: Path | str) -> str:
+    """Rewrite the README's course table (between :data:`TABLE_START` and :data:`TABLE_END`).
+
+    One row per notebook: preview thumbnail (written to ``previews/<stem>.png`` from the notebook's
+    outputs), link, what it teaches (kept from the existing row; the notebook's title for a new
+    one) and run time (this build's when the notebooks were executed, else the existing row's).
+    Returns the new README text (also written to ``readme``).
+    """
+    import nbformat
+
+    readme, previews = Path(readme), Path(previews)
+    text = readme.read_text(encoding="utf-8")
+    if TABLE_START not in text or TABLE_END not in text:
+        raise ValueError(f"{readme} has no course table markers; add the lines\n{TABLE_START}\n{TABLE_END}")
+    head, rest = text.split(TABLE_START, 1)
+    old_table, tail = rest.split(TABLE_END, 1)
+    old = _table_rows(old_table)
+    previews.mkdir(parents=True, exist_ok=True)
+    rel = os.path.relpath(previews, readme.parent).replace(os.sep, "/")
+    lines = ["| preview | notebook | what it teaches | run time |", "|---|---|---|---|"]
+    total = 0.0
+    for page in pages:
+        stem = page.source.stem
+        link = os.path.relpath(page.source, readme.parent).replace(os.sep, "/")
+        png = preview_png(nbformat.read(page.source, as_version=4))
+        picture = ""
+        if png is not None:
+            (previews / f"{stem}.png").write_bytes(png)
+            picture = f"[![{stem}]({rel}/{stem}.png)]({link})"
+        previous = old.get(stem, [])
+        teaches = {4: previous[2:3], 2: previous[1:2]}.get(len(previous), [html.escape(page.title)])[0]
+        seconds = f"{page.seconds:.0f} s" if page.seconds is not None else (previous[3] if len(previous) == 4 else "–")
+        total += page.seconds or 0.0
+        lines.append(f"| {picture} | [`{stem}`]({link}) | {teaches} | {seconds} |")
+    note = ""
+    if all(p.seconds is not None for p in pages):
+        note = (f"\nRun times: each notebook executed top to bottom in a fresh kernel by `make readme` "
+                f"(total {total:.0f} s; {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}).\n")
+    else:
+        kept = re.search(r"\nRun times: [^\n]*\n", old_table)
+        note = kept.group(0) if kept else ""
+    new = head + TABLE_START + "\n" + "\n".join(lines) + "\n" + note + TABLE_END + tail
+    readme.write_text(new, encoding="utf-8")
+    return new
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m utils.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
@@ -296,6 +386,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--offline-assets", choices=("auto", "yes", "no"), default="auto",
                    help="vendor reveal.js and MathJax via npm (auto: fall back to CDN links)")
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    p.add_argument("--readme", nargs="?", const="README.md", default=None, metavar="PATH",
+                   help="also rewrite PATH's course table (previews in notebooks/previews/, run times)")
     return p
 
 
@@ -307,6 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                          offline_assets=args.offline_assets, timeout=args.timeout)
     print(f"{len(pages)} notebooks rendered into {args.out}/ (index.html) in "
           f"{time.perf_counter() - t0:.0f} s")
+    if args.readme:
+        src = Path(args.notebooks) if args.notebooks else ROOT / "notebooks"
+        update_readme(args.readme, pages, src / "previews")
+        print(f"{args.readme}: course table rewritten; previews in {src / 'previews'}/")
     return 0
 
 
