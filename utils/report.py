@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.readme:
         src = Path(args.notebooks) if args.notebooks else ROOT / "notebooks"
         update_readme(args.readme, pages, src / "previews")
-        print(f"{args.readme}: course table rewritten; previews in {src / 'previews'}/")
+        print(f"{args.readme}: course table rewritten; previews in {os.path.relpath(src / 'previews')}/")
     return 0
 
 
