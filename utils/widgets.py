@@ -117,6 +117,20 @@ def _status(text: str, *, error: bool = False) -> str:
     return f'<span style="color:{colour}">{html.escape(text)}</span>'
 
 
+def _publish(state: dict, status, view: dict, panels: dict, targets: dict, message: str) -> None:
+    """Show ``panels[key]`` in each image widget ``targets[key]``, remember ``view``, report ``message``."""
+    for key, w in targets.items():
+        w.value = panels[key]
+    state["view"] = view
+    state["computations"] += 1
+    status.value = _status(message)
+
+
+def _show_error(status, error: Exception) -> None:
+    """Report an exception in the status line (shown to the reader, not lost in the kernel log)."""
+    status.value = _status(f"{type(error).__name__}: {error}", error=True)
+
+
 def _image_widget(css_class: str):
     import ipywidgets as widgets
 
@@ -394,19 +408,14 @@ def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] 
                                          method_box.value, methods=methods,
                                          probabilities=state["probabilities"], device=device)
             progress.value = 2
-            panels = saliency_panels(view)
-            for key, w in views.items():
-                w.value = panels[key]
             progress.value, progress.bar_style = 3, "success"
-            state["view"] = view
-            state["computations"] += 1
-            status.value = _status(
-                f"{view['method']} map of '{view['class_name']}' (class {view['target']}, "
-                f"p = {_format_p(view['probability'])}, rank {view['rank']}) "
-                f"in {time.perf_counter() - t0:.1f} s")
-        except Exception as e:  # shown to the reader, not lost in the kernel log
+            _publish(state, status, view, saliency_panels(view), views,
+                     f"{view['method']} map of '{view['class_name']}' (class {view['target']}, "
+                     f"p = {_format_p(view['probability'])}, rank {view['rank']}) "
+                     f"in {time.perf_counter() - t0:.1f} s")
+        except Exception as e:
             progress.bar_style = "danger"
-            status.value = _status(f"{type(e).__name__}: {e}", error=True)
+            _show_error(status, e)
 
     def set_classes(select: int | None = None) -> None:
         """Refill the class list for the current image (quietly) and select ``select`` or top-1."""
@@ -421,8 +430,8 @@ def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] 
     def on_image(change) -> None:
         try:
             set_classes()
-        except Exception as e:  # shown to the reader
-            status.value = _status(f"{type(e).__name__}: {e}", error=True)
+        except Exception as e:
+            _show_error(status, e)
             return
         recompute()
 
@@ -600,16 +609,13 @@ def class_model_explorer(model: nn.Module | None = None, *, target: int | str = 
                     parameterisation=param.value, jitter=jitter.value, transforms=transforms.value,
                     blur=blur.value, clip=clip.value, tv=tv.value, size=size, progress=True,
                     device=device)
-            panels = class_model_panels(view)
-            image_view.value, curve_view.value = panels["image"], panels["curve"]
-            state["view"] = view
-            state["computations"] += 1
-            status.value = _status(
-                f"'{view['class_name']}' after {len(view['score'])} steps: S_c = "
-                f"{view['final_score']:.1f}, P_c = {_format_p(view['final_probability'])} "
-                f"({time.perf_counter() - t0:.1f} s)")
-        except Exception as e:  # shown to the reader
-            status.value = _status(f"{type(e).__name__}: {e}", error=True)
+            _publish(state, status, view, class_model_panels(view),
+                     {"image": image_view, "curve": curve_view},
+                     f"'{view['class_name']}' after {len(view['score'])} steps: S_c = "
+                     f"{view['final_score']:.1f}, P_c = {_format_p(view['final_probability'])} "
+                     f"({time.perf_counter() - t0:.1f} s)")
+        except Exception as e:
+            _show_error(status, e)
         finally:
             bar.clear_output()
             run.disabled = False
@@ -728,16 +734,13 @@ def quadtree_explorer(image: torch.Tensor | None = None, *, samples: Sequence[st
         t0 = time.perf_counter()
         try:
             view = compute_quadtree_view(current(), thr.value, leaf.value)
-            panels = quadtree_panels(view)
-            leaves_view.value, rec_view.value = panels["leaves"], panels["reconstruction"]
-            state["view"] = view
-            state["computations"] += 1
-            status.value = _status(
-                f"N' = {view['n_leaves']} leaves, N'/N² = {view['leaf_fraction']:.3f}; PSNR "
-                f"{view['psnr']:.1f} dB (regular grid with N' cells: {view['uniform_psnr']:.1f} dB) "
-                f"— {time.perf_counter() - t0:.2f} s")
-        except Exception as e:  # shown to the reader
-            status.value = _status(f"{type(e).__name__}: {e}", error=True)
+            _publish(state, status, view, quadtree_panels(view),
+                     {"leaves": leaves_view, "reconstruction": rec_view},
+                     f"N' = {view['n_leaves']} leaves, N'/N² = {view['leaf_fraction']:.3f}; PSNR "
+                     f"{view['psnr']:.1f} dB (regular grid with N' cells: {view['uniform_psnr']:.1f} dB) "
+                     f"— {time.perf_counter() - t0:.2f} s")
+        except Exception as e:
+            _show_error(status, e)
 
     for w in (thr, leaf, image_box):
         if w is not None:
