@@ -14,7 +14,10 @@ that claim computable:
   *approximation* (one evaluation per leaf); :func:`conv_macs` counts the multiply-adds of all three.
 * :func:`sliding_window_occlusion` (Zeiler & Fergus, 2014) and :func:`quadtree_occlusion`
   (coarse to fine, as in hierarchical perturbation, Cooper et al., 2022): occlusion saliency, where
-  the number of forward passes is what a quadtree really reduces.
+  the number of forward passes is what a quadtree really reduces. The quadtree lives on the sliding
+  window's lattice of positions: :func:`refine_lattice` probes the corners of its cells and
+  interpolates between them, :func:`occlusion_field` measures every position (the sliding window's
+  work) and :func:`field_to_map` turns a field of drops into the sliding window's map.
 * :func:`draw_leaves` — leaves over an image (the slider lives in :mod:`utils.widgets`).
 
 Conventions: images are float tensors ``(C, H, W)`` (any ``C``; the models want ``C = 3`` in
