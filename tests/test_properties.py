@@ -127,3 +127,12 @@ def test_quadtree_bad_images_raise_clearly(shape, fill):
     except (ValueError, TypeError):
         return
     assert x.dim() in (2, 3, 4) and torch.isfinite(x).all()
+
+
+def test_float64_images_with_a_float32_model_are_computed_in_float32():
+    """Found by hypothesis on a fresh clone: a float64 image reached a float32 layer (a bare
+    RuntimeError from torch). Images now follow the model's dtype."""
+    x64 = torch.rand(1, 3, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for fn in (gradient, saliency_map):
+        out64, out32 = fn(CONV, x64, 0), fn(CONV, x64.float(), 0)
+        torch.testing.assert_close(out64, out32)

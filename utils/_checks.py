@@ -11,7 +11,8 @@ from itertools import chain
 
 import torch
 
-__all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "resolve_device"]
+__all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "resolve_device",
+           "to_model"]
 
 
 def resolve_device(device: str | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
@@ -41,6 +42,17 @@ def resolve_device(device: str | torch.device | None, model: torch.nn.Module | N
             f"model.to({str(device)!r}) or leave device=None to compute where the model is."
         )
     return dev
+
+
+def to_model(x: torch.Tensor, model: torch.nn.Module, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device`` in the model's floating-point dtype.
+
+    Images may come as float32 or float64; a layer refuses an input whose dtype differs from its
+    weights (a bare ``RuntimeError`` deep inside torch), so the work is done in the model's dtype
+    (float64 images for a float32 model are computed in float32).
+    """
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    return x.to(device=device, dtype=dtype) if dtype is not None else x.to(device)
 
 
 def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.Tensor, bool]:

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int, check_target, resolve_device
+from ._checks import check_positive_int, check_target, resolve_device, to_model
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -370,7 +370,7 @@ def judge_rank(judge: nn.Module, images: torch.Tensor, target: int | Sequence[in
     batch = images.unsqueeze(0) if images.dim() == 3 else images
     t = check_target(target, batch.shape[0])
     dev = resolve_device(device, judge)
-    x = batch.to(dev)
+    x = to_model(batch, judge, dev)
     size = getattr(judge, "input_size", x.shape[-1])
     if resize and (x.shape[-1] != size or x.shape[-2] != size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -36,6 +36,7 @@ from ._checks import (
     check_positive_int,
     resolve_device,
     resolve_targets,
+    to_model,
 )
 from .saliency import Target
 
@@ -142,7 +143,7 @@ def _curve_inputs(model, images, maps, target, steps, score, batch_size, device)
     if score not in ("probability", "logit"):
         raise ValueError(f"score={score!r} is not known; choose 'probability' or 'logit'.")
     dev = resolve_device(device, model)
-    x = batch.to(dev)
+    x = to_model(batch, model, dev)
     return x, m.to(dev), resolve_targets(model, x, target)
 
 
@@ -346,7 +347,7 @@ def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, 
     """
     batch, _ = check_images(images)
     dev = resolve_device(device, model)
-    x = batch.to(dev)
+    x = to_model(batch, model, dev)
     targets = resolve_targets(model, x, target).tolist()
     groups = cascade_layers(model) if layers is None else layers
     names_of = {id(m): n for n, m in model.named_modules()}
@@ -421,7 +422,7 @@ def run_methods(methods: dict[str, MapFn], model: nn.Module, images: torch.Tenso
     """
     batch, _ = check_images(images)
     dev = resolve_device(device, model)
-    x = batch.to(dev)
+    x = to_model(batch, model, dev)
     n = x.shape[0]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     runs = {}

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._checks import resolve_device
+from ._checks import resolve_device, to_model
 
 __all__ = [
     "ImageClassifier",
@@ -265,7 +265,7 @@ def predict_topk(model: ImageClassifier, images: torch.Tensor, k: int = 5
     check_positive_int(k, "k")
     dev = resolve_device(None, model)
     with torch.no_grad():
-        probs = model(batch.to(dev)).softmax(dim=1).cpu()
+        probs = model(to_model(batch, model, dev)).softmax(dim=1).cpu()
     values, indices = probs.topk(k, dim=1)
     cats = getattr(model, "categories", None) or [str(i) for i in range(probs.shape[1])]
     return [[(int(i), cats[int(i)], float(v)) for v, i in zip(vr, ir, strict=True)]

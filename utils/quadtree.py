@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_images, check_positive_int, check_target, resolve_device
+from ._checks import check_images, check_positive_int, check_target, resolve_device, to_model
 from .timing import median_time  # re-exported: notebook 05 times with it
 
 __all__ = [
@@ -456,7 +456,7 @@ def _occlusion_setup(model: nn.Module, image: torch.Tensor, target, fill, device
     if not single:
         raise ValueError(f"Occlusion takes one image (3, H, W), got shape {tuple(image.shape)}.")
     dev = resolve_device(device, model)
-    x = batch[0].to(dev)
+    x = to_model(batch[0], model, dev)
     with torch.no_grad():
         scores = model(x[None])
     t = int(check_target(target, 1, num_classes=scores.shape[1], scores=scores)[0])

@@ -30,6 +30,7 @@ from ._checks import (
     check_target,
     resolve_device,
     resolve_targets,
+    to_model,
 )
 
 __all__ = ["gradient", "saliency_map", "channel_max", "smoothgrad_attribution", "smoothgrad",
@@ -75,7 +76,7 @@ def gradient(model: nn.Module, images: torch.Tensor, target: Target = None, *,
     """
     batch, single = check_images(images)
     dev = resolve_device(device, model)
-    grad, _ = _class_scores_and_grad(model, batch.to(dev), target)
+    grad, _ = _class_scores_and_grad(model, to_model(batch, model, dev), target)
     grad = grad.to(images.device)
     return grad[0] if single else grad
 
@@ -120,7 +121,7 @@ def smoothgrad_attribution(model: nn.Module, images: torch.Tensor, target: Targe
     check_positive_int(batch_size, "batch_size")
     check_fraction(noise, "noise", low=0.0, high=10.0, inclusive=True)
     dev = resolve_device(device, model)
-    x = batch.to(dev)
+    x = to_model(batch, model, dev)
     targets = resolve_targets(model, x, target)
     sigma = noise * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))  # (N,)
     gen = torch.Generator().manual_seed(seed)
@@ -204,7 +205,7 @@ def gradient_x_input(model: nn.Module, images: torch.Tensor, target: Target = No
     """
     batch, single = check_images(images)
     dev = resolve_device(device, model)
-    x = batch.to(dev)
+    x = to_model(batch, model, dev)
     grad, _ = _class_scores_and_grad(model, x, target)
     return _finish(grad * x, images, single)
 
@@ -271,7 +272,7 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
     check_positive_int(batch_size, "batch_size")
     alphas, weights = _ig_nodes(steps, method)
     dev = resolve_device(device, model)
-    x = batch.to(dev)
+    x = to_model(batch, model, dev)
     base = _baseline_tensor(baseline, x)
     targets = resolve_targets(model, x, target)
     n = x.shape[0]
@@ -358,7 +359,7 @@ def guided_backprop(model: nn.Module, images: torch.Tensor, target: Target = Non
                 "The model has no nn.ReLU or nn.ReLU6 modules, so guided backpropagation would be "
                 "the plain gradient; use gradient() instead."
             )
-        grad, _ = _class_scores_and_grad(model, batch.to(dev), target)
+        grad, _ = _class_scores_and_grad(model, to_model(batch, model, dev), target)
     return _finish(grad, images, single)
 
 
@@ -428,7 +429,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: Target = None, *,
     store: list[torch.Tensor] = []
     handle = module.register_forward_hook(lambda m, i, o: store.append(o))
     try:
-        x = batch.to(dev).detach().requires_grad_(True)
+        x = to_model(batch, model, dev).detach().requires_grad_(True)
         with torch.enable_grad():
             scores = model(x)
             t = check_target(target, x.shape[0], num_classes=scores.shape[1],
@@ -485,7 +486,7 @@ def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, *, 
         raise ValueError(f"stride={stride} > patch={patch} would leave pixels never occluded; "
                          "use stride <= patch.")
     dev = resolve_device(device, model)
-    x = batch.to(dev)
+    x = to_model(batch, model, dev)
     base = _baseline_tensor(baseline, x)
     targets = resolve_targets(model, x, target)
     clean = _selected_scores(model, x, targets)  # (N,)

@@ -199,10 +199,10 @@ def class_probabilities(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     batch, single = check_images(image, name="image")
     if not single:
         raise ValueError(f"image must be one image (3, H, W), got shape {tuple(image.shape)}.")
-    from ._checks import resolve_device
+    from ._checks import resolve_device, to_model
 
     dev = resolve_device(None, model)
-    return model(batch.to(dev)).softmax(dim=1)[0].cpu()
+    return model(to_model(batch, model, dev)).softmax(dim=1)[0].cpu()
 
 
 def _format_p(p: float) -> str:
