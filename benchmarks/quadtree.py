@@ -35,7 +35,7 @@ from utils.quadtree import (
     occlusion_field,
     quadtree_conv2d,
     quadtree_occlusion,
-    refine_lattice,
+    replay_lattice,
 )
 from utils.saliency import saliency_map
 from utils.timing import benchmark_parser, benchmark_setup, median_time
@@ -142,7 +142,7 @@ def bench_occlusion(model, samples, batch_size: int, ceiling: bool) -> None:
         for name, kw in samplers.items():
             rs, ious = [], []
             for field, sw in fields:
-                est = refine_lattice(lambda p, f=field: f[p[:, 0], p[:, 1]], tuple(field.shape), **kw)
+                est = replay_lattice(field, **kw)
                 m = field_to_map(est.field, (224, 224))
                 rs.append(spearman(m, sw))
                 ious.append(top_fraction_iou(m, sw, 0.1))

@@ -22,6 +22,7 @@ from utils.quadtree import (
     quadtree_conv2d,
     quadtree_occlusion,
     refine_lattice,
+    replay_lattice,
     ring_mask,
     sliding_window_occlusion,
     uniform_reconstruction,
@@ -332,8 +333,10 @@ def test_refine_lattice_on_a_known_field(rule):
     assert len(s.probes) <= 60 and s.levels.max() >= 1
     near = ((s.probes[:, 0] - 20).abs() <= 4) & ((s.probes[:, 1] - 5).abs() <= 4)
     assert near[s.levels > 0].float().mean() > 0.4  # refinement goes to the bump (uniform: 11%)
-    full = refine_lattice(lambda p: bump[p[:, 0], p[:, 1]], (27, 27), max_probes=729, refine=1000, rule=rule)
+    full = replay_lattice(bump, max_probes=729, refine=1000, rule=rule)
     assert full.probed.all() and torch.equal(full.field, bump)
+    with pytest.raises(ValueError, match="field must be a tensor"):
+        replay_lattice(bump[0])
 
 
 def test_refine_lattice_bad_arguments():

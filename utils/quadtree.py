@@ -55,6 +55,7 @@ __all__ = [
     "LatticeSampling",
     "REFINE_RULES",
     "refine_lattice",
+    "replay_lattice",
     "field_to_map",
     "occlusion_field",
     "draw_leaves",
@@ -666,6 +667,18 @@ def refine_lattice(probe, shape: tuple[int, int], *, start: int = 7, max_probes:
     points = torch.cat(order)
     return LatticeSampling(est.float(), ~torch.isnan(value), points, value[points[:, 0], points[:, 1]].float(),
                            torch.cat(levels), torch.tensor(cells, dtype=torch.long).reshape(-1, 4))
+
+
+def replay_lattice(field: torch.Tensor, **kwargs) -> LatticeSampling:
+    """:func:`refine_lattice` on a field already measured (e.g. by :func:`occlusion_field`).
+
+    Each probe reads ``field[i, j]`` instead of running the model, so a notebook or benchmark can
+    compare budgets and rules without a single new forward pass; the probes are exactly those the
+    model would have been asked for. ``kwargs``: :func:`refine_lattice`'s keywords.
+    """
+    if not isinstance(field, torch.Tensor) or field.dim() != 2:
+        raise ValueError(f"field must be a tensor (Py, Px), got {getattr(field, 'shape', type(field))}.")
+    return refine_lattice(lambda p: field[p[:, 0], p[:, 1]], tuple(field.shape), **kwargs)
 
 
 def field_to_map(field: torch.Tensor, size: tuple[int, int], *, patch: int = 16, stride: int = 8
