@@ -5,7 +5,8 @@ One process, fixed thread count, warm-up runs, medians. Prints three tables:
 
 1. ``build_quadtree`` time at 224² on the sample images (goal: ≤ 50 ms).
 2. ``quadtree_conv2d`` (tree build included) vs ``F.conv2d`` of the same image, over channels and
-   leaf fractions, with the MAC ratio — where does the exact leaf convolution pay off?
+   leaf fractions, with the MAC ratio — where does the exact leaf convolution pay off? 2b. the
+   crossover: very few leaves (4 or 16 at 256²) and 256–1024 channels.
 3. ``quadtree_occlusion`` vs the sliding window (patch 16, stride 8) on the sample images: forward
    passes, seconds, Spearman ρ between the maps (goal: ≥ 10× fewer passes at ρ ≥ 0.8), ρ of the
    gradient map against the sliding window, and the sliding window's own reproducibility (ρ
@@ -52,6 +53,25 @@ def bench_build(samples, repeats: int) -> None:
         frac = build_quadtree(s.image, 0.1).leaf_fraction
         print(f"{s.name:14s} {ts[0]:8.1f} {ts[1]:8.1f} {ts[2]:8.1f}  {frac:.3f}")
     print(f"slowest median: {worst:.1f} ms (goal ≤ 50 ms)")
+
+
+def bench_crossover(quick: bool) -> None:
+    print("\n## 2b. Where does the leaf convolution pay off? 256² piecewise-constant images aligned with "
+          "the quadtree (4 or 16 leaves), 3×3 kernel, C → C channels, median of 3 runs (big layers)")
+    print(f"{'leaves':>6s} {'C':>5s} {'MAC ratio':>9s} {'dense ms':>9s} {'quadtree ms':>11s} {'speed-up':>8s}")
+    channels = (256, 512) if quick else (256, 512, 1024)
+    for block in (128, 64):
+        rgb = blocky_image(256, block, 0)
+        for c in channels:
+            x = rgb.repeat(-(-c // 3), 1, 1)[:c].contiguous()
+            w = torch.randn(c, c, 3, 3) / (3 * c**0.5)
+            tree = build_quadtree(rgb, 0.0)
+            macs = conv_macs(tree, 3, c, c)
+            t_dense = median_time(lambda x=x, w=w: F.conv2d(x[None], w, padding=1), repeats=3)
+            t_quad = median_time(lambda x=x, w=w, rgb=rgb: quadtree_conv2d(build_quadtree(rgb, 0.0), x, w),
+                                 repeats=3)
+            print(f"{tree.n_leaves:6d} {c:5d} {macs['dense'] / macs['quadtree_exact']:9.1f} {t_dense * 1e3:9.1f} "
+                  f"{t_quad * 1e3:11.1f} {t_dense / t_quad:8.2f}", flush=True)
 
 
 def blocky_image(size: int, block: int, seed: int) -> torch.Tensor:
@@ -153,6 +173,8 @@ def bench_occlusion(model, samples, batch_size: int, ceiling: bool) -> None:
 def main() -> None:
     parser = benchmark_parser(__doc__, repeats=30)
     parser.add_argument("--quick", action="store_true", help="10 repeats, 2 images, smaller conv grid")
+    parser.add_argument("--sections", default="build,conv,crossover,occlusion",
+                        help="comma-separated subset of build,conv,crossover,occlusion (default: all)")
     parser.add_argument("--skip-occlusion", action="store_true")
     parser.add_argument("--skip-ceiling", action="store_true",
                         help="skip the shifted sliding window (676 more passes per image)")
@@ -161,9 +183,17 @@ def main() -> None:
     torch.manual_seed(0)
     samples = load_samples()
     repeats = 10 if args.quick else args.repeats
-    bench_build(samples, repeats)
-    bench_conv(samples, repeats, args.quick)
-    if not args.skip_occlusion:
+    sections = {name.strip() for name in args.sections.split(",")}
+    unknown = sections - {"build", "conv", "crossover", "occlusion"}
+    if unknown:
+        parser.error(f"unknown --sections {sorted(unknown)}; choose from build, conv, crossover, occlusion")
+    if "build" in sections:
+        bench_build(samples, repeats)
+    if "conv" in sections:
+        bench_conv(samples, repeats, args.quick)
+    if "crossover" in sections:
+        bench_crossover(args.quick)
+    if "occlusion" in sections and not args.skip_occlusion:
         model = load_classifier("efficientnet_lite0", device=dev)
         bench_occlusion(model, samples[:2] if args.quick else samples, batch_size=32,
                         ceiling=not args.skip_ceiling)
