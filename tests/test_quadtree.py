@@ -347,6 +347,8 @@ def test_refine_lattice_bad_arguments():
         refine_lattice(probe, (27, 27), start=7, max_probes=10)
     with pytest.raises(ValueError, match="rule must be one of"):
         refine_lattice(probe, (27, 27), rule="min")
+    with pytest.raises(TypeError, match="max_probes must be an int"):
+        refine_lattice(probe, (27, 27), max_probes=72.5)
     with pytest.raises(ValueError, match="lattice size"):
         refine_lattice(probe, (1, 27))
     with pytest.raises(ValueError, match="probe returned 1 values"):

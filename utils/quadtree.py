@@ -604,6 +604,7 @@ def refine_lattice(probe, shape: tuple[int, int], *, start: int = 7, max_probes:
     start = check_positive_int(start, "start")
     refine = check_positive_int(refine, "refine")
     min_step = check_positive_int(min_step, "min_step")
+    max_probes = check_positive_int(max_probes, budget_name)
     if rule not in REFINE_RULES:
         raise ValueError(f"rule must be one of {REFINE_RULES}, got {rule!r}.")
     ey = torch.linspace(0, py - 1, min(start, py - 1) + 1).round().long().unique()
