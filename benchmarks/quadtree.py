@@ -139,9 +139,10 @@ def bench_occlusion(model, samples, batch_size: int, ceiling: bool) -> None:
         r_shift = spearman(shifted_sliding_window(model, s.image, s.target, batch_size), sw[4:220, 4:220]) \
             if ceiling else float("nan")
         r_qt, r_grad = spearman(qt.saliency, sw), spearman(grad, sw)
-        rows.append((730 / qt.n_forward, r_qt, r_grad, (t1 - t0) / (t2 - t1), r_shift))
+        n_sw = field.numel() + 1  # every window, plus the clean image
+        rows.append((n_sw / qt.n_forward, r_qt, r_grad, (t1 - t0) / (t2 - t1), r_shift))
         fields.append((field, sw))
-        print(f"{s.name:14s} {730:9d} {qt.n_forward:9d} {rows[-1][0]:6.1f} {t1 - t0:6.1f} "
+        print(f"{s.name:14s} {n_sw:9d} {qt.n_forward:9d} {rows[-1][0]:6.1f} {t1 - t0:6.1f} "
               f"{t2 - t1:6.1f} {r_qt:7.3f} {r_grad:8.3f} {r_shift:9.3f}", flush=True)
     rqt = [r[1] for r in rows]
     print(f"median: {statistics.median(r[0] for r in rows):.1f}× fewer passes, "

@@ -761,8 +761,7 @@ def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None
         plus the clean image: at most 73 forward passes (sliding window: 730).
     """
     x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
-    check_positive_int(batch_size, "batch_size")
-    check_positive_int(max_passes, "max_passes")
+    check_positive_int(batch_size, "batch_size")  # max_passes: checked by refine_lattice
     h, w = x.shape[1:]
     ys, xs = _lattice((h, w), patch, stride)
     min_size = stride if min_size is None else check_positive_int(min_size, "min_size")
