@@ -1,7 +1,7 @@
 """saliency-course helpers: one module per concept, imported by the notebooks.
 
 Modules: ``models`` (offline classifiers), ``images`` (loading, samples), ``saliency``
-(gradient maps), ``plotting`` (figures), ``checks`` (self-check cells), ``env`` (environment
+(gradient maps), ``plotting`` (figures), ``exercises`` (self-check cells), ``env`` (environment
 report). See the README for the course map.
 """
 

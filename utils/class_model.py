@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_positive_int, check_target, resolve_device, to_model
+from ._validation import check_positive_int, check_target, resolve_device, to_model
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -192,7 +192,7 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray | torch.Tens
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive int (e.g. 224), got {size!r}.")
     if isinstance(source, torch.Tensor):
-        from ._checks import check_images
+        from ._validation import check_images
 
         t, single = check_images(source.detach().cpu(), name="source")
         if not single:

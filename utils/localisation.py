@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 import torch
 
-from ._checks import check_fraction, check_images, check_positive_int, resolve_device
+from ._validation import check_fraction, check_images, check_positive_int, resolve_device
 
 __all__ = [
     "Localisation",

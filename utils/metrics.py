@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import (
+from ._validation import (
     check_fraction,
     check_images,
     check_positive_int,

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_images, check_positive_int, check_target, resolve_device, to_model
+from ._validation import check_images, check_positive_int, check_target, resolve_device, to_model
 from .timing import median_time  # re-exported: notebook 05 times with it
 
 __all__ = [

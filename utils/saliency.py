@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ._checks import (
+from ._validation import (
     check_fraction,
     check_images,
     check_positive_int,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import check_positive_int
+from ._validation import check_positive_int
 
 __all__ = ["median_time", "benchmark_parser", "benchmark_setup"]
 

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._checks import check_images, check_positive_int
+from ._validation import check_images, check_positive_int
 
 __all__ = [
     "figure_png",
@@ -199,7 +199,7 @@ def class_probabilities(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     batch, single = check_images(image, name="image")
     if not single:
         raise ValueError(f"image must be one image (3, H, W), got shape {tuple(image.shape)}.")
-    from ._checks import resolve_device, to_model
+    from ._validation import resolve_device, to_model
 
     dev = resolve_device(None, model)
     return model(to_model(batch, model, dev)).softmax(dim=1)[0].cpu()
