@@ -217,3 +217,26 @@ def test_count_passes_and_run_methods():
     assert r.maps.shape == (3, 6, 5) and (r.forward, r.backward) == (1.0, 1.0) and r.seconds >= 0
     text = format_table([{"method": "a", "auc": 0.1234}, {"method": "bb", "auc": 1.0}])
     assert text.splitlines() == ["method   auc", "a       0.12", "bb      1.00"]
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_photographs():
+    from utils.metrics import bootstrap_interval
+
+    rng = np.random.default_rng(1)
+    small = bootstrap_interval(rng.normal(0.5, 0.2, 8))
+    large = bootstrap_interval(rng.normal(0.5, 0.2, 128))
+    for iv in (small, large):
+        assert iv.low < iv.mean < iv.high
+    assert (large.high - large.low) < 0.5 * (small.high - small.low)
+    # Independent check: the 95 % interval of 128 normals is about mean ± 1.96 σ/√n.
+    assert abs((large.high - large.low) / 2 - 1.96 * 0.2 / np.sqrt(128)) < 0.015
+    assert bootstrap_interval([0.2, 0.4]).mean == pytest.approx(0.3)
+    assert str(bootstrap_interval([1.0, 1.0, 1.0])) == "1.00 [1.00, 1.00]"
+
+
+@pytest.mark.parametrize("bad", [[1.0], [0.1, float("nan")], []])
+def test_bootstrap_interval_rejects_too_few_or_non_finite_values(bad):
+    from utils.metrics import bootstrap_interval
+
+    with pytest.raises(ValueError, match="at least 2 finite"):
+        bootstrap_interval(bad)

@@ -10,6 +10,8 @@
   section 3.1): re-initialise the layers cascading from the top and measure how much the map
   changes (Spearman rank correlation with the original map). A map that barely changes when the
   weights are destroyed cannot explain the weights.
+* :func:`bootstrap_interval` — the mean over photographs with a percentile-bootstrap interval
+  (Efron & Tibshirani, 1993, ch. 13): how much a mean over a handful of photographs can be trusted.
 * :func:`count_passes` and :func:`run_methods` — what a method costs: forward/backward passes and
   seconds per image.
 
@@ -56,6 +58,8 @@ __all__ = [
     "MethodRun",
     "run_methods",
     "format_table",
+    "Interval",
+    "bootstrap_interval",
 ]
 
 MapFn = Callable[..., torch.Tensor]
@@ -456,3 +460,47 @@ def format_table(rows: list[dict[str, object]], *, digits: int = 2) -> str:
         lines.append("  ".join(v.ljust(widths[0]) if j == 0 else v.rjust(widths[j])
                                for j, v in enumerate(c)))
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- uncertainty
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its percentile-bootstrap interval: ``low <= mean <= high`` (usually)."""
+
+    mean: float
+    low: float
+    high: float
+    confidence: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
+
+def bootstrap_interval(values: Sequence[float] | np.ndarray | torch.Tensor, *, confidence: float = 0.95,
+                       n_resamples: int = 2000, seed: int = 0) -> Interval:
+    """Mean of ``values`` (one number per photograph) and its percentile-bootstrap interval.
+
+    The photographs are resampled with replacement ``n_resamples`` times (a fixed ``seed``, so the
+    interval is reproducible); the interval holds the central ``confidence`` share of the resampled
+    means. With few photographs the interval is wide, which is the point: it says how much a
+    difference between two methods' means can be trusted.
+
+    Args:
+        values: one finite value per photograph, at least 2.
+        confidence: in (0, 1), e.g. 0.95.
+        n_resamples: number of bootstrap resamples, >= 100.
+        seed: seed of the resampling generator (NumPy's PCG64).
+    """
+    v = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values, float)
+    v = v.reshape(-1)
+    if v.size < 2 or not np.all(np.isfinite(v)):
+        raise ValueError(f"values must hold at least 2 finite numbers (one per photograph), got {v.tolist()!r}.")
+    confidence = check_fraction(confidence, "confidence")
+    n_resamples = check_positive_int(n_resamples, "n_resamples", minimum=100)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_resamples, v.size))].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return Interval(float(v.mean()), float(low), float(high), confidence, int(v.size))
