@@ -55,6 +55,11 @@ def to_model(x: torch.Tensor, model: torch.nn.Module, device: torch.device) -> t
     return x.to(device=device, dtype=dtype) if dtype is not None else x.to(device)
 
 
+#: How far outside [0, 1] an image value may lie and still count as rounding (it is then clamped).
+#: torchvision's ``Resize(antialias=True)`` gives values up to 1.0000002 on a photograph.
+RANGE_TOLERANCE = 1e-4
+
+
 def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.Tensor, bool]:
     """Validate an image batch and return ``(batch, was_single)``.
 
@@ -62,12 +67,14 @@ def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.T
         images: float tensor ``(N, 3, H, W)`` or one image ``(3, H, W)``, values in [0, 1].
 
     Returns:
-        The batch as ``(N, 3, H, W)``, float32 or float64 (a view when possible), and whether it was a
-        single image (callers then squeeze the batch dimension of their result).
+        The batch as ``(N, 3, H, W)``, float32 or float64 (a view when possible; a clamped copy when
+        values lie within :data:`RANGE_TOLERANCE` outside [0, 1]), and whether it was a single image
+        (callers then squeeze the batch dimension of their result).
 
     Raises:
         TypeError: not a tensor, or not a floating-point tensor.
-        ValueError: wrong rank or channel count, empty, NaN/inf, or values outside [0, 1].
+        ValueError: wrong rank or channel count, empty, NaN/inf, or values more than
+            :data:`RANGE_TOLERANCE` outside [0, 1].
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(
@@ -95,11 +102,17 @@ def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.T
     if not torch.isfinite(batch).all():
         raise ValueError(f"{name} contains NaN or infinite values; images must be finite, in [0, 1].")
     lo, hi = float(batch.min()), float(batch.max())
-    if lo < 0.0 or hi > 1.0:
+    if lo < -RANGE_TOLERANCE or hi > 1.0 + RANGE_TOLERANCE:
+        hint = "for 0..255 pixels divide by 255" if hi > 2.0 and lo >= 0.0 else (
+            "these look normalised (mean/std already applied): pass the un-normalised image, the "
+            "model normalises inside" if lo < -0.1 else "clamp them with images.clamp(0, 1)")
         raise ValueError(
-            f"{name} must have values in [0, 1] (the model normalises internally), got range "
-            f"[{lo:.3g}, {hi:.3g}]; for 0..255 pixels divide by 255."
+            f"{name} must have values in [0, 1] (the model normalises internally); values up to "
+            f"{RANGE_TOLERANCE:g} outside are accepted as rounding and clamped, but these span "
+            f"[{lo:.7g}, {hi:.7g}]; {hint}."
         )
+    if lo < 0.0 or hi > 1.0:  # float rounding of a resize or colour conversion, e.g. 1.0000002
+        batch = batch.clamp(0.0, 1.0)
     if batch.dtype not in (torch.float32, torch.float64):
         batch = batch.float()  # half precision is computed in float32; float64 is kept
     return batch, single
