@@ -242,3 +242,29 @@ def test_bootstrap_interval_rejects_too_few_or_non_finite_values(bad):
 
     with pytest.raises(ValueError, match="at least 2 finite"):
         bootstrap_interval(bad)
+
+
+def test_compare_times_interleaves_and_reports_ratios():
+    import time
+
+    from utils.timing import compare_times
+
+    calls: list[str] = []
+
+    def work(name, seconds):
+        def fn():
+            calls.append(name)
+            time.sleep(seconds)
+        return fn
+
+    result = compare_times({"fast": work("fast", 0.002), "slow": work("slow", 0.006)}, rounds=6,
+                           warmup_rounds=1, warmup_seconds=0.0)
+    timed = calls[2:]  # after one warm-up round
+    assert len(timed) == 12 and timed[:4] == ["fast", "slow", "slow", "fast"]  # rotated order
+    assert result.baseline == "fast" and len(result.seconds["slow"]) == 6
+    assert 2.0 < result.ratio("slow") < 4.0 and result.ratio("fast") == 1.0
+    lo, hi = result.spread("slow")
+    assert lo <= result.ratio("slow") <= hi
+    assert "ratio to fast" in result.table()
+    with pytest.raises(ValueError, match="baseline"):
+        compare_times({"a": lambda: None}, baseline="b")
