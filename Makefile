@@ -5,11 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: lab test unit notebooks notebooks-1thread test-determinism lint bench execute clean help test-browser report readme
+.PHONY: lab test unit notebooks notebooks-1thread test-portable fingerprint test-determinism lint bench execute clean help test-browser report readme
 
 help:
 	@echo "make lab        start JupyterLab on notebooks/ (creates .venv when missing)"
 	@echo "make test       ruff + unit tests + pytest --nbval over every notebook"
+	@echo "make test-portable  pytest --nbval on an emulated older CPU (SSE4.1 kernels), one thread"
 	@echo "make test-determinism  pytest --nbval three times, then once with torch.set_num_threads(1)"
 	@echo "make execute    re-execute every notebook in place (after editing one)"
 	@echo "make bench      run the benchmark scripts in benchmarks/"
@@ -41,6 +42,26 @@ notebooks: $(STAMP)
 # (tests/ipython/profile_default/startup/01_threads.py).
 notebooks-1thread: $(STAMP)
 	SALIENCY_COURSE_THREADS=1 IPYTHONDIR=$(CURDIR)/tests/ipython $(PY) -m pytest $(NBVAL) notebooks
+
+# The course must pass on a student's CPU, not only on this one. PyTorch, oneDNN and MKL choose
+# kernels by CPU, so the last bits of every result differ between laptops; these variables make this
+# machine compute like one without AVX (PORTABLE_ISA=avx2 emulates an AVX2-only CPU instead), on one
+# thread. The committed outputs must pass unchanged. `make fingerprint` shows that the emulation
+# really changes the logits' bits (python -m utils.env --fingerprint, with and without it).
+PORTABLE_ISA ?= sse
+ifeq ($(PORTABLE_ISA),avx2)
+EMULATE := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+else
+EMULATE := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+endif
+
+fingerprint: $(STAMP)
+	$(PY) -m utils.env --fingerprint
+	$(EMULATE) OMP_NUM_THREADS=1 $(PY) -m utils.env --fingerprint
+
+test-portable: fingerprint
+	$(EMULATE) OMP_NUM_THREADS=1 SALIENCY_COURSE_THREADS=1 IPYTHONDIR=$(CURDIR)/tests/ipython \
+	  $(PY) -m pytest $(NBVAL) notebooks
 
 # Issue #8's determinism check (about 15 minutes on a 2-core laptop): three runs in a row, then 1 thread.
 test-determinism: $(STAMP)
