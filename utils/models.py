@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -246,7 +247,7 @@ def fold_conv_batchnorm(net: nn.Module) -> int:
     folded = 0
     for parent in list(net.modules()):
         children = list(parent.named_children())
-        for (conv_name, conv), (bn_name, bn) in zip(children, children[1:]):
+        for (conv_name, conv), (bn_name, bn) in itertools.pairwise(children):
             if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
                     and bn.num_features == conv.out_channels and bn.track_running_stats):
                 continue
