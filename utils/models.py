@@ -199,7 +199,7 @@ _MODELS: dict[str, _Spec] = {
     "efficientnet_lite1": _Spec(lambda: _efficientnet_lite("lite1"), 240,
                                 "EfficientNet-Lite1 (timm tf_efficientnet_lite1), offline weights"),
     "vgg16": _Spec(lambda: _torchvision("vgg16"), 224,
-                   "VGG-16 (torchvision), the paper's network family; needs cached weights"),
+                   "VGG-16 (torchvision, 2014; the paper used an earlier 8-layer ConvNet); needs cached weights"),
     "resnet50": _Spec(lambda: _torchvision("resnet50"), 224,
                       "ResNet-50 (torchvision IMAGENET1K_V2); needs cached weights"),
 }
