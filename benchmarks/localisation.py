@@ -17,13 +17,17 @@ bootstrap interval over photographs and BoxAcc (share with IoU ≥ 0.5) of
   * the centred box of the mean true size and the whole image (no saliency);
 then the pointing game (15 px tolerance) and mass-in-box ratio of each map. A photograph with two
 objects of its class counts the better-matching box. Columns split the photographs by main-box
-size (< 20 % of the 224² crop vs the rest).
+size (< 20 % of the 224² crop vs the rest). Paired differences (the same photographs, resampled
+together) say whether two methods' gap exceeds the noise. ``--cache FILE`` saves the maps on the
+first run and reuses them afterwards.
 
 Usage: python benchmarks/localisation.py [--repeats 3] [--samples 32] [--threads N] [--device cpu|cuda]
-       python benchmarks/localisation.py --accuracy [--set all|course] [--samples 32]
+       python benchmarks/localisation.py --accuracy [--set all|course] [--samples 32] [--cache maps.pt]
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -96,10 +100,18 @@ def accuracy(args, dev: torch.device) -> None:
     areas = np.array([(s.box[2] - s.box[0]) * (s.box[3] - s.box[1]) / 224**2 for s in samples])
     groups = {f"small (<{SMALL:.0%})": np.flatnonzero(areas < SMALL),
               f"rest (>={SMALL:.0%})": np.flatnonzero(areas >= SMALL)}
-    maps = {
-        "SG": smoothgrad(model, images.to(dev), targets, samples=args.samples, noise=0.15).cpu(),
-        "grad": saliency_map(model, images.to(dev), targets).cpu(),
-    }
+    cache = Path(args.cache) if args.cache else None
+    key = {"names": [s.name for s in samples], "samples": args.samples}
+    if cache is not None and cache.is_file() and torch.load(cache)["key"] == key:
+        maps = torch.load(cache)["maps"]
+        print(f"maps read from {cache}")
+    else:
+        maps = {
+            "SG": smoothgrad(model, images.to(dev), targets, samples=args.samples, noise=0.15).cpu(),
+            "grad": saliency_map(model, images.to(dev), targets).cpu(),
+        }
+        if cache is not None:
+            torch.save({"key": key, "maps": maps}, cache)
 
     def best(box, truth) -> float:
         return max(box_iou(box, t) for t in truth)
@@ -126,6 +138,17 @@ def accuracy(args, dev: torch.device) -> None:
     for name, values in rows.items():
         print(_row(name, values, groups))
 
+    print("\npaired differences of mean IoU (A − B) [95 % interval], all photographs and small ones")
+    pairs = [("GraphCut paper (SG)", "GraphCut hard seeds (SG)"),
+             ("GraphCut paper (grad)", "GraphCut hard seeds (grad)"),
+             ("GraphCut paper (SG)", "whole image"), ("GraphCut paper (SG)", "centred box (mean size)"),
+             ("CAM rule 0.2 (SG)", "whole image"), ("CAM rule 0.2 (SG)", "GraphCut paper (SG)"),
+             ("sweep, held out (SG)", "whole image")]
+    small = groups[f"small (<{SMALL:.0%})"]
+    for a, b in pairs:
+        d = np.asarray(rows[a]) - np.asarray(rows[b])
+        print(f"{a + ' − ' + b:<50}  {bootstrap_interval(d)!s:>18}  {bootstrap_interval(d[small])!s:>18}")
+
     print(f"\n{'map':<26}" + "".join(f"  {h:>18}" for h in ["all", *groups]))
     for key, m in maps.items():
         hits = torch.stack([pointing_game(m, [t[k] if k < len(t) else t[0] for t in truths])
@@ -143,6 +166,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--accuracy", action="store_true", help="measure accuracy instead of time")
     ap.add_argument("--set", choices=["all", "course"], default="all", help="photographs (--accuracy)")
+    ap.add_argument("--cache", default=None, help="file to save the maps to / read them from (--accuracy)")
     args = ap.parse_args()
     dev = benchmark_setup(args, timing="accuracy" if args.accuracy else "medians")
     (accuracy if args.accuracy else timing)(args, dev)
