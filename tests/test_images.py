@@ -8,7 +8,17 @@ import torch
 from PIL import Image
 
 from utils import images
-from utils.images import load_image, load_sample, resize_crop_box, sample_info, sample_names
+from utils.images import (
+    load_image,
+    load_sample,
+    resize_crop_box,
+    sample_info,
+    sample_names,
+    sample_objects,
+)
+
+#: The course's eight photographs, in the order the notebooks print them.
+COURSE = ["chelsea", "coffee", "rocket", "camera", "grace_hopper", "china", "flower", "astronaut"]
 
 
 def _check(t: torch.Tensor, size: int = 224):
@@ -17,14 +27,63 @@ def _check(t: torch.Tensor, size: int = 224):
 
 
 def test_samples_manifest():
-    names = sample_names()
-    assert len(names) >= 8
+    """Every entry is complete, its file matches its SHA-256 and size, every box lies inside."""
+    import hashlib
+
+    from utils.models import imagenet_categories
+
+    categories = imagenet_categories()
+    names = sample_names("all")
+    assert len(names) == len(set(names)) >= 24
     for n in names:
         info = sample_info(n)
-        assert 0 <= info["class_index"] < 1000 and info["licence"] and info["source"]
-        x0, y0, x1, y1 = info["box"]
-        assert 0 <= x0 < x1 <= info["width"] and 0 <= y0 < y1 <= info["height"]
+        for key in ("file", "source", "licence", "credit", "sha256", "set", "mode"):
+            assert info.get(key), f"{n}: {key} missing"
+        assert info["set"] in ("course", "evaluation")
+        assert 0 <= info["class_index"] < 1000 and info["class_name"] == categories[info["class_index"]]
+        path = images.data_dir() / info["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == info["sha256"], n
+        with Image.open(path) as im:
+            assert im.size == (info["width"], info["height"]) and im.mode == info["mode"], n
+        objects = sample_objects(n)
+        assert objects[0] == (info["class_index"], tuple(info["box"])), f"{n}: objects[0] is not the main object"
+        for c, (x0, y0, x1, y1) in objects:
+            assert 0 <= c < 1000
+            assert 0 <= x0 < x1 <= info["width"] and 0 <= y0 < y1 <= info["height"], n
+            resize_crop_box((x0, y0, x1, y1), (info["width"], info["height"]))  # inside the crop
+        if "objects" in info:
+            assert all(o["class_name"] == categories[o["class_index"]] for o in info["objects"])
         _check(load_image(n))
+
+
+def test_course_samples_stay_the_default():
+    assert sample_names() == sample_names("course") == COURSE
+    assert [s.name for s in images.load_samples(64)] == COURSE
+    everything = sample_names("all")
+    assert everything[:8] == COURSE and len(everything) >= 24
+    assert all(sample_info(n)["set"] == "evaluation" for n in everything[8:])
+    with pytest.raises(ValueError, match="course"):
+        sample_names("extended")
+
+
+def test_evaluation_set_has_small_objects_and_pairs():
+    """At least half of all photographs have a main box under 40 % of the 224² crop; several hold two
+    labelled objects."""
+    small = 0
+    for n in sample_names("all"):
+        info = sample_info(n)
+        x0, y0, x1, y1 = resize_crop_box(info["box"], (info["width"], info["height"]), 224)
+        small += (x1 - x0) * (y1 - y0) < 0.4 * 224**2
+    assert 2 * small >= len(sample_names("all"))
+    assert sum(len(sample_objects(n)) >= 2 for n in sample_names("all")) >= 4
+
+
+def test_load_sample_maps_every_object():
+    s = load_sample("spaniels")
+    info = sample_info("spaniels")
+    assert len(s.objects) == 2 and s.objects[0] == (s.target, s.box)
+    assert s.objects[1][1] == resize_crop_box(info["objects"][1]["box"], (info["width"], info["height"]))
+    assert load_sample("chelsea").objects == ((282, (0, 0, 224, 224)),)
 
 
 def test_sources_agree(tmp_path):

@@ -13,9 +13,12 @@ from PIL import Image
 
 from utils.images import load_image, resize_crop_box, sample_info
 from utils.localisation import (
+    SWEEP_THRESHOLDS,
     box_iou,
+    cam_box,
     centred_box,
     crop_box_to_original,
+    cross_validated_sweep,
     find_ilsvrc_pairs,
     imagenet_wnids,
     largest_component,
@@ -24,6 +27,8 @@ from utils.localisation import (
     mean_box_size,
     read_ilsvrc_boxes,
     saliency_box,
+    threshold_box,
+    threshold_sweep,
 )
 
 H = W = 64
@@ -45,15 +50,19 @@ def _disc_scene() -> tuple[torch.Tensor, torch.Tensor]:
     return image, saliency
 
 
-def test_localise_finds_the_disc():
+@pytest.mark.parametrize("hard_seeds", [False, True])
+def test_localise_finds_the_disc(hard_seeds):
     image, saliency = _disc_scene()
-    loc = localise(image, saliency)
+    loc = localise(image, saliency, hard_seeds=hard_seeds)
+    assert loc.hard_seeds is hard_seeds and not loc.empty_cut
     assert loc.mask.dtype == torch.bool and loc.mask.shape == (H, W)
     assert all(isinstance(v, int) for v in loc.box)
     assert box_iou(loc.box, DISC_BOX) > 0.85
-    # The steps nest: seeds ⊂ segmentation ⊇ mask, and the box is the mask's bounding box.
-    assert not (loc.fg_seeds & ~loc.segmentation).any()
-    assert not (loc.bg_seeds & loc.segmentation).any()
+    # The steps nest: segmentation ⊇ mask, and the box is the mask's bounding box; with hard seeds
+    # the seeds keep their labels (without, they only fit the colour models).
+    if hard_seeds:
+        assert not (loc.fg_seeds & ~loc.segmentation).any()
+        assert not (loc.bg_seeds & loc.segmentation).any()
     assert not (loc.mask & ~loc.segmentation).any()
     ys, xs = torch.nonzero(loc.mask, as_tuple=True)
     assert loc.box == (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
@@ -61,6 +70,33 @@ def test_localise_finds_the_disc():
     assert abs(loc.fg_seeds.float().mean().item() - 0.05) < 0.01
     assert abs(loc.bg_seeds.float().mean().item() - 0.30) < 0.01
     assert loc.fg_threshold > loc.bg_threshold
+
+
+def test_paper_cut_relabels_seeds_that_the_colour_models_reject():
+    """The saliency bump sits on the disc's right edge, so part of the top 5 % lies on the green
+    background. The paper's cut (seeds fit the colour models only) labels those pixels background
+    and finds the disc exactly; clamping the seeds drags the box out over them."""
+    image, _ = _disc_scene()
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    saliency = torch.exp(-((xx - 44.0) ** 2 + (yy - 26.0) ** 2) / (2 * 6.0**2))
+    paper = localise(image, saliency)
+    hard = localise(image, saliency, hard_seeds=True)
+    assert paper.box == DISC_BOX
+    assert (paper.fg_seeds & ~paper.segmentation).sum() > 20  # seeds the cut overruled
+    assert not (hard.fg_seeds & ~hard.segmentation).any()
+    assert hard.box[2] > DISC_BOX[2] + 4 and box_iou(hard.box, DISC_BOX) < 0.85
+
+
+def test_empty_cut_falls_back_to_the_foreground_seeds():
+    """A flat grey image gives both colour models the same colours: the cut may label nothing
+    foreground. The result then says so and boxes the foreground seeds' largest component."""
+    gen = torch.Generator().manual_seed(0)
+    image = (0.5 + 0.01 * torch.randn(3, 32, 32, generator=gen)).clamp(0, 1)
+    loc = localise(image, torch.rand(32, 32, generator=gen))
+    assert loc.empty_cut and torch.equal(loc.segmentation, loc.fg_seeds)
+    assert loc.box == largest_component(loc.fg_seeds)[1]
+    with pytest.raises(TypeError, match="hard_seeds"):
+        localise(image, torch.rand(32, 32), hard_seeds="yes")
 
 
 def test_localise_is_deterministic_and_accepts_numpy():
@@ -251,3 +287,79 @@ def test_module_runs_as_a_command():
     done = subprocess.run([sys.executable, "-m", "utils.localisation", "evaluate", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--images" in done.stdout and "--limit" in done.stdout
+
+
+def _halo_maps(n: int = 6) -> tuple[torch.Tensor, list[tuple[int, int, int, int]], list[tuple[int, int, int, int]]]:
+    """Maps of 1.0 on an inner box and 0.5 on a halo around it: thresholds above 0.5 box the inner
+    box exactly, thresholds at or below 0.5 box the halo."""
+    maps = torch.zeros(n, 48, 48)
+    inner, outer = [], []
+    for i in range(n):
+        x, y = 4 + 3 * i, 6 + 2 * i
+        maps[i, y - 4:y + 18, x - 4:x + 20] = 0.5
+        maps[i, y:y + 14, x:x + 16] = 1.0
+        inner.append((x, y, x + 16, y + 14))
+        outer.append((x - 4, y - 4, x + 20, y + 18))
+    return maps, inner, outer
+
+
+def test_cam_box_and_threshold_box():
+    sal = torch.zeros(40, 60)
+    sal[5:25, 5:30] = 0.3  # a large, dim blob
+    sal[30:34, 40:44] = 1.0  # a small, bright blob
+    assert cam_box(sal) == (5, 5, 30, 25)  # 0.2 × max: both blobs kept, the larger wins
+    assert cam_box(sal, 0.5) == (40, 30, 44, 34)  # only the bright blob is above half the maximum
+    assert threshold_box(sal + 7.0, 0.2) == (5, 5, 30, 25)  # min–max normalised: an offset changes nothing
+    with pytest.raises(ValueError, match="threshold"):
+        threshold_box(sal, 1.0)
+    with pytest.raises(ValueError, match="constant"):
+        cam_box(torch.ones(8, 8))
+
+
+def test_threshold_sweep_chooses_on_calibration_and_reports_held_out():
+    maps, inner, outer = _halo_maps()
+    result = threshold_sweep(maps, inner, calibration=[0, 2, 4])
+    assert result.threshold == 0.55  # the smallest threshold above the halo (ties → mean IoU → smaller)
+    assert result.heldout == (1, 3, 5) and result.heldout_ious == (1.0, 1.0, 1.0)
+    assert result.heldout_boxacc == 1.0 and len(result.calibration_boxacc) == len(SWEEP_THRESHOLDS)
+    # The choice sees only the calibration photographs: if their truth is the halo, the threshold
+    # drops below 0.5 and the held-out photographs (whose truth is the inner box) fail.
+    truth = [outer[i] if i % 2 == 0 else inner[i] for i in range(6)]
+    mixed = threshold_sweep(maps, truth, calibration=[True, False] * 3)
+    assert mixed.threshold <= 0.5 and mixed.heldout_boxacc == 0.0
+    assert all(v < 0.5 for v in mixed.heldout_ious)
+    # Several true boxes: the best-matching one counts.
+    both = threshold_sweep(maps, [[inner[i], outer[i]] for i in range(6)], calibration=[0, 1, 2])
+    assert both.heldout_boxacc == 1.0
+
+
+def test_cross_validated_sweep_gives_every_photograph_a_held_out_iou():
+    maps, inner, outer = _halo_maps()
+    ious, chosen = cross_validated_sweep(maps, inner, folds=3)
+    assert ious == [1.0] * 6 and chosen == [0.55] * 3
+    truth = [outer[i] if i % 2 == 0 else inner[i] for i in range(6)]
+    ious, chosen = cross_validated_sweep(maps, truth, folds=2)
+    # fold 0 (even, halo truth) gets the threshold chosen on the odd ones (inner), and vice versa
+    assert chosen[0] > 0.5 >= chosen[1] and max(ious) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"calibration": []}, ValueError, "both"),
+        ({"calibration": list(range(6))}, ValueError, "both"),
+        ({"calibration": [0, 9]}, ValueError, r"\[0, 6\)"),
+        ({"calibration": [True, False]}, ValueError, "one per map"),
+        ({"calibration": [0], "thresholds": []}, ValueError, "empty"),
+        ({"calibration": [0], "thresholds": [0.0]}, ValueError, "threshold"),
+        ({"calibration": [0], "iou_threshold": 1.5}, ValueError, "iou_threshold"),
+    ],
+)
+def test_threshold_sweep_rejects_bad_input(kwargs, error, message):
+    maps, inner, _ = _halo_maps()
+    with pytest.raises(error, match=message):
+        threshold_sweep(maps, inner, **kwargs)
+    with pytest.raises(ValueError, match="boxes"):
+        threshold_sweep(maps, inner[:5], calibration=[0])
+    with pytest.raises(ValueError, match="folds"):
+        cross_validated_sweep(maps, inner, folds=7)

@@ -27,8 +27,10 @@ __all__ = [
     "MAX_PIXELS",
     "Sample",
     "data_dir",
+    "SAMPLE_SETS",
     "sample_names",
     "sample_info",
+    "sample_objects",
     "sample_path",
     "load_image",
     "load_sample",
@@ -62,9 +64,27 @@ def _manifest() -> dict[str, dict]:
     return {e["name"]: e for e in entries}
 
 
-def sample_names() -> list[str]:
-    """Names of the sample photographs in ``data/``, in manifest order."""
-    return list(_manifest())
+#: The sets :func:`sample_names` can list: ``"course"``, the eight photographs the notebooks use;
+#: ``"all"``, those and the extra photographs of the evaluation set (``data/README.md``).
+SAMPLE_SETS = ("course", "all")
+
+
+def sample_names(which: str = "course") -> list[str]:
+    """Names of sample photographs in ``data/``, in manifest order.
+
+    Args:
+        which: ``"course"`` (default) for the eight photographs the notebooks use (chelsea, coffee,
+            rocket, camera, grace_hopper, china, flower, astronaut); ``"all"`` for the whole
+            evaluation set, those eight first, then the extra photographs (manifest ``"set":
+            "evaluation"``), chosen so that at least half have a main object covering less than
+            40 % of the 224² crop.
+    """
+    if which not in SAMPLE_SETS:
+        raise ValueError(f"which must be one of {SAMPLE_SETS}, got {which!r}.")
+    m = _manifest()
+    if which == "all":
+        return list(m)
+    return [n for n, e in m.items() if e.get("set", "course") == "course"]
 
 
 def sample_info(name: str) -> dict:
@@ -75,6 +95,18 @@ def sample_info(name: str) -> dict:
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"No sample image is called {name!r}; the samples are {list(m)}.{hint}")
     return dict(m[name])
+
+
+def sample_objects(name: str) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """Every labelled object of a sample as ``(class_index, box)``, the main object first.
+
+    Boxes are ``(x0, y0, x1, y1)`` in the stored file's pixels (exclusive ends). Most photographs
+    have one object (their ``class_index`` and ``box``); those with a manifest ``objects`` list
+    (e.g. ``"canoes"``, ``"spaniels"``, ``"astronaut"``) have two.
+    """
+    info = sample_info(name)
+    objects = info.get("objects") or [{"class_index": info["class_index"], "box": info["box"]}]
+    return [(int(o["class_index"]), tuple(int(v) for v in o["box"])) for o in objects]
 
 
 def sample_path(name: str) -> Path:
@@ -214,7 +246,7 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray | torch.Tens
                 hint = f" Did you mean the sample {' or '.join(map(repr, close))}?" if close else ""
                 raise FileNotFoundError(
                     f"No image file at {path} and no sample image called {s!r}; samples: "
-                    f"{sample_names()}.{hint}"
+                    f"{sample_names('all')}.{hint}"
                 )
         im = _open(path)
     else:
@@ -282,18 +314,32 @@ class Sample:
     target: int
     class_name: str
     box: tuple[int, int, int, int]  # in the loaded image's pixels, exclusive ends
+    #: every labelled object ``(class_index, box)`` in the loaded image's pixels, main object first
+    #: (see :func:`sample_objects`); objects outside the centre crop are left out.
+    objects: tuple[tuple[int, tuple[int, int, int, int]], ...] = ()
 
 
 def load_sample(name: str, size: int | None = None) -> Sample:
-    """Load one sample photograph with its ImageNet class and its box mapped to the loaded image."""
+    """Load one sample photograph with its ImageNet class and its boxes mapped to the loaded image."""
     info = sample_info(name)
     image = load_image(name, size)
-    box = resize_crop_box(info["box"], (info["width"], info["height"]), image.shape[-1])
-    return Sample(name, image, int(info["class_index"]), info["class_name"], box)
+    original = (info["width"], info["height"])
+    box = resize_crop_box(info["box"], original, image.shape[-1])
+    objects = [(c, resize_crop_box(b, original, image.shape[-1])) for c, b in sample_objects(name)
+               if _in_crop(b, original)]
+    return Sample(name, image, int(info["class_index"]), info["class_name"], box, tuple(objects))
+
+
+def _in_crop(box: tuple[int, int, int, int], original_size: tuple[int, int]) -> bool:
+    try:
+        resize_crop_box(box, original_size)
+    except ValueError:
+        return False
+    return True
 
 
 def load_samples(size: int | None = None, names: list[str] | None = None) -> list[Sample]:
-    """Load every sample photograph (or those in ``names``), in manifest order."""
+    """Load the course's sample photographs (or those in ``names``, e.g. ``sample_names("all")``)."""
     return [load_sample(n, size) for n in (names or sample_names())]
 
 
