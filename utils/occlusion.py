@@ -186,7 +186,7 @@ def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = 
     Args: as :func:`occlusion`, for one image ``(3, H, W)``.
 
     Returns:
-        ``(Py, Px)`` float32 on the CPU.
+        ``(Py, Px)`` float32 on the image's device.
     """
     x, t, clean, base, single = _prepare(model, image, target, baseline, device)
     if not single:
@@ -195,7 +195,7 @@ def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = 
     ys, xs = _lattice(x.shape[-2:], patch, stride, offset)
     starts = torch.cartesian_prod(torch.tensor(ys), torch.tensor(xs))
     drops = _drops(model, x[0], int(t[0]), float(clean[0]), base[0], starts, patch, batch_size)
-    return drops.float().reshape(len(ys), len(xs))
+    return drops.float().reshape(len(ys), len(xs)).to(image.device)
 
 
 def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, patch: int = PATCH,
@@ -264,7 +264,7 @@ def _choose_cells(cells, value: torch.Tensor, rule: str, refine: int, min_step: 
     def corners(c):
         return value[[c[0], c[0], c[1], c[1]], [c[2], c[3], c[2], c[3]]]
 
-    splittable = [c for c in cells if c[1] - c[0] >= 2 * min_step and c[3] - c[2] >= 2 * min_step]
+    splittable = [c for c in cells if c[1] - c[0] >= 2 * min_step or c[3] - c[2] >= 2 * min_step]
     if rule == "max":
         return sorted(splittable, key=lambda c: float(corners(c).max()), reverse=True)[:refine]
     if rule == "range":
@@ -272,12 +272,22 @@ def _choose_cells(cells, value: torch.Tensor, rule: str, refine: int, min_step: 
             v = corners(c)
             return float(v.max() - v.min()) * (c[1] - c[0]) * (c[3] - c[2])
         return sorted(splittable, key=spread, reverse=True)[:refine]
-    # "hipe": every cell whose mean (its bilinear average) is at or above the middle of the range.
+    # "hipe": every cell whose mean (its bilinear average) is above the middle of the range (all of
+    # them when the range is empty: nothing tells the cells apart).
     means = {c: float(corners(c).mean()) for c in splittable}
     if not means:
         return []
-    middle = (max(means.values()) + min(means.values())) / 2
-    return sorted((c for c in splittable if means[c] >= middle), key=means.get, reverse=True)
+    hi, lo = max(means.values()), min(means.values())
+    return sorted((c for c in splittable if means[c] > (hi + lo) / 2 or hi == lo), key=means.get, reverse=True)
+
+
+def _split(cell: tuple[int, int, int, int], min_step: int) -> list[tuple[int, int, int, int]]:
+    """A cell ``(i0, i1, j0, j1)`` cut at its middle position: into quadrants, or into halves across
+    its long side when the other side is too short (``< 2·min_step``) to be cut."""
+    a, b, c, d = cell
+    rows = [(a, (a + b) // 2), ((a + b) // 2, b)] if b - a >= 2 * min_step else [(a, b)]
+    cols = [(c, (c + d) // 2), ((c + d) // 2, d)] if d - c >= 2 * min_step else [(c, d)]
+    return [(r0, r1, c0, c1) for r0, r1 in rows for c0, c1 in cols]
 
 
 def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, int], *, start: int = 7,
@@ -294,11 +304,12 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
       occlusion lowers the score most);
     * ``"range"``: the ``refine`` cells with the largest (max − min of the corners) × area (refine
       where bilinear interpolation is least trustworthy);
-    * ``"hipe"``: every cell whose mean corner value is at or above the midpoint of that level's
-      range over the splittable cells (hierarchical perturbation, Cooper et al., "Believe the
+    * ``"hipe"``: every cell whose mean corner value is above the midpoint of that level's range
+      over the splittable cells (every cell if they are all equal) (hierarchical perturbation, Cooper et al., "Believe the
       HiPe", Pattern Recognition 2022), most salient first; ``refine`` is not used.
 
-    A cell is splittable while both sides span at least ``2·min_step`` positions. With
+    A cell is split into quadrants while both sides span at least ``2·min_step`` positions, and into
+    two halves across its long side while only that one does (a thin cell left by an odd split). With
     ``max_probes ≥ Py·Px`` and ``min_step=1`` every position ends up probed (rules ``"max"`` and
     ``"range"`` with ``refine`` large enough; ``"hipe"`` always) and the estimate is the field.
 
@@ -342,12 +353,12 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
     used, level = len(ey) * len(ex), 0
     while True:
         chosen, new = [], set()
-        for a, b, c, d in _choose_cells(cells, value, rule, refine, min_step):
-            m, n = (a + b) // 2, (c + d) // 2
-            extra = {p for p in ((a, n), (b, n), (m, c), (m, d), (m, n))
+        for cell in _choose_cells(cells, value, rule, refine, min_step):
+            children = _split(cell, min_step)
+            extra = {p for ch in children for p in ((ch[0], ch[2]), (ch[0], ch[3]), (ch[1], ch[2]), (ch[1], ch[3]))
                      if torch.isnan(value[p]) and p not in new}
             if used + len(new) + len(extra) <= max_probes:
-                chosen.append((a, b, c, d))
+                chosen.append(cell)
                 new |= extra
         if not chosen:
             break
@@ -355,10 +366,9 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
         if new:
             measure(torch.tensor(sorted(new), dtype=torch.long).reshape(-1, 2), level)
         used += len(new)
-        for a, b, c, d in chosen:
-            cells.remove((a, b, c, d))
-            m, n = (a + b) // 2, (c + d) // 2
-            cells += [(a, m, c, n), (a, m, n, d), (m, b, c, n), (m, b, n, d)]
+        for cell in chosen:
+            cells.remove(cell)
+            cells += _split(cell, min_step)
     est = value.clone()
     for a, b, c, d in cells:  # bilinear inside each leaf from its four probed corners
         ty = torch.linspace(0, 1, b - a + 1, dtype=torch.float64)[:, None]
