@@ -17,7 +17,7 @@ import torch
 from utils.class_model import class_model_run
 from utils.metrics import deletion_curve, insertion_curve
 from utils.models import load_classifier, predict_topk
-from utils.quadtree import quadtree_occlusion, sliding_window_occlusion
+from utils.occlusion import occlusion_field, quadtree_occlusion
 from utils.saliency import gradient, saliency_methods
 
 CUDA = torch.cuda.is_available()
@@ -34,8 +34,8 @@ METHODS = {name: _one_image(fn)
 ENTRY_POINTS = {
     **METHODS,
     "gradient (3-channel)": lambda m, x, device=None: gradient(m, x, 1, device=device),
-    "sliding_window_occlusion": lambda m, x, device=None: sliding_window_occlusion(
-        m, x, 1, patch=32, stride=32, device=device).saliency,
+    "occlusion_field": lambda m, x, device=None: occlusion_field(
+        m, x, 1, patch=32, stride=32, device=device),
     "quadtree_occlusion": lambda m, x, device=None: quadtree_occlusion(
         m, x, 1, patch=16, stride=16, start=2, max_passes=12, device=device).saliency,
     "deletion_curve": lambda m, x, device=None: deletion_curve(

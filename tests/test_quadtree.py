@@ -1,4 +1,4 @@
-"""Tests of utils.quadtree: decomposition, exact leaf convolution, MAC counts, occlusion."""
+"""Tests of utils.quadtree: decomposition, exact leaf convolution, MAC counts (occlusion: test_occlusion.py)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from utils.quadtree import (
-    REFINE_RULES,
     QuadTree,
     build_quadtree,
     conv_macs,
     draw_leaves,
-    field_to_map,
-    occlusion_field,
     per_leaf_conv2d,
     psnr,
     quadtree_conv2d,
-    quadtree_occlusion,
-    refine_lattice,
-    replay_lattice,
     ring_mask,
-    sliding_window_occlusion,
     uniform_reconstruction,
 )
 
@@ -232,156 +224,3 @@ def test_draw_leaves_runs():
     draw_leaves(axes[1], torch.tensor([[0, 0, 16, 16], [16, 16, 16, 16]]))
     assert len(axes[0].collections) == 1 and len(axes[1].collections) == 1
     plt.close(fig)
-
-
-# --- occlusion --------------------------------------------------------------------------------
-
-class LinearScores(nn.Module):
-    """Two classes with scores ``±Σ w·x``: occlusion drops are computable by hand."""
-
-    def __init__(self, weight: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("w", weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = (x * self.w).sum(dim=(1, 2, 3))
-        return torch.stack([s, -s], 1)
-
-
-def test_sliding_window_matches_hand_computation():
-    g = torch.Generator().manual_seed(6)
-    w = torch.randn(3, 32, 32, generator=g)
-    image = torch.rand(3, 32, 32, generator=g)
-    model = LinearScores(w).eval()
-    sal, n = sliding_window_occlusion(model, image, 0, patch=8, stride=4, batch_size=7)
-    assert n == 7 * 7 + 1 and sal.shape == (32, 32)
-    contrib = (w * (image - 0.5)).sum(0)  # drop caused by filling one pixel with grey
-    total, count = torch.zeros(32, 32), torch.zeros(32, 32)
-    for y in range(0, 25, 4):
-        for x in range(0, 25, 4):
-            total[y : y + 8, x : x + 8] += contrib[y : y + 8, x : x + 8].sum()
-            count[y : y + 8, x : x + 8] += 1
-    torch.testing.assert_close(sal, total / count, atol=1e-4, rtol=1e-4)
-    result = sliding_window_occlusion(model, image, 0, patch=8, stride=5)  # 0,5,..,20 + flush 24
-    assert result.n_forward == 6 * 6 + 1 and torch.isfinite(result.saliency).all()
-
-
-def test_quadtree_occlusion_counts_and_finds_the_important_patch():
-    w = torch.zeros(3, 64, 64)
-    w[:, 36:48, 20:32] = 1.0  # only this 12×12 patch matters
-    image = torch.full((3, 64, 64), 0.9)
-    model = LinearScores(w).eval()
-    # Lattice of 8-px windows at stride 4: positions 0..14 per axis (15 × 15 = 225); level 0 probes
-    # positions {0, 5, 9, 14}², and window (9, 5) (pixels 36..43 × 20..27) sees the patch.
-    res = quadtree_occlusion(model, image, 0, patch=8, stride=4, start=3, max_passes=40, refine=1,
-                             batch_size=5)
-    assert res.field.shape == (15, 15) and res.probed.shape == (15, 15)
-    assert res.n_forward == int(res.probed.sum()) + 1 == res.probes.shape[0] + 1 <= 41
-    assert res.levels[:16].tolist() == [0] * 16 and res.levels.max() >= 2
-    assert res.saliency.shape == (64, 64) and res.deltas.shape == (res.n_forward - 1,)
-    assert math.isclose(res.score, 0.9 * 3 * 144, rel_tol=1e-5)
-    # Each probe's drop is exact: 0.4 per grey pixel of the important patch inside the window.
-    for (i, j), d in zip(res.probes.tolist(), res.deltas.tolist(), strict=True):
-        overlap = max(0, min(4 * i + 8, 48) - max(4 * i, 36)) * max(0, min(4 * j + 8, 32) - max(4 * j, 20))
-        assert math.isclose(d, 0.4 * 3 * overlap, abs_tol=1e-4)
-    # "max" refines the cells around the patch: the last level's probes lie within 4 positions.
-    last = res.probes[res.levels == res.levels.max()]
-    assert ((last[:, 0] - 9.5).abs() <= 4).all() and ((last[:, 1] - 5.5).abs() <= 4).all()
-    top = torch.nonzero(res.saliency == res.saliency.max())
-    assert torch.all((top[:, 0] >= 36) & (top[:, 0] < 48) & (top[:, 1] >= 20) & (top[:, 1] < 32))
-    # Leaves: pixel boxes between window centres, tiling the centres' span (4 .. 60) exactly once.
-    cover = torch.zeros(64, 64)
-    for y, x, h, wd in res.leaves.tolist():
-        cover[y : y + h, x : x + wd] += 1
-    assert (cover[4:60, 4:60] == 1).all()
-
-
-def test_quadtree_occlusion_with_every_position_is_the_sliding_window():
-    g = torch.Generator().manual_seed(3)
-    model = LinearScores(torch.randn(3, 40, 40, generator=g)).eval()
-    image = torch.rand(3, 40, 40, generator=g)
-    sw = sliding_window_occlusion(model, image, 0, patch=8, stride=4)  # 9 × 9 windows
-    qt = quadtree_occlusion(model, image, 0, patch=8, stride=4, start=2, max_passes=81, refine=64)
-    assert qt.probed.all() and qt.n_forward == sw.n_forward
-    torch.testing.assert_close(qt.saliency, sw.saliency, atol=1e-5, rtol=1e-5)
-    field = occlusion_field(model, image, 0, patch=8, stride=4)
-    torch.testing.assert_close(field, qt.field, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(field_to_map(field, (40, 40), patch=8, stride=4), sw.saliency)
-
-
-def test_field_to_map_with_cut_windows_matches_sliding_window():
-    g = torch.Generator().manual_seed(4)
-    model = LinearScores(torch.randn(3, 30, 27, generator=g)).eval()
-    image = torch.rand(3, 30, 27, generator=g)
-    sw = sliding_window_occlusion(model, image, 0, patch=8, stride=5)  # last windows stick out
-    field = occlusion_field(model, image, 0, patch=8, stride=5)
-    assert field.shape == (6, 5)
-    torch.testing.assert_close(field_to_map(field, (30, 27), patch=8, stride=5), sw.saliency)
-    with pytest.raises(ValueError, match="does not cover"):
-        field_to_map(field[:2], (30, 27), patch=8, stride=5)
-
-
-@pytest.mark.parametrize("rule", REFINE_RULES)
-def test_refine_lattice_on_a_known_field(rule):
-    i, j = torch.meshgrid(torch.arange(27.0), torch.arange(27.0), indexing="ij")
-    plane = 2 * i - j + 3  # bilinear interpolation reproduces a plane exactly
-    s = refine_lattice(lambda p: plane[p[:, 0], p[:, 1]], (27, 27), start=3, max_probes=16, rule=rule)
-    assert s.probes.shape == (16, 2) and s.probed.sum() == 16
-    torch.testing.assert_close(s.field, plane)
-    bump = torch.exp(-((i - 20) ** 2 + (j - 5) ** 2) / 8)
-    s = refine_lattice(lambda p: bump[p[:, 0], p[:, 1]], (27, 27), start=3, max_probes=60, rule=rule)
-    assert len(s.probes) <= 60 and s.levels.max() >= 1
-    near = ((s.probes[:, 0] - 20).abs() <= 4) & ((s.probes[:, 1] - 5).abs() <= 4)
-    assert near[s.levels > 0].float().mean() > 0.4  # refinement goes to the bump (uniform: 11%)
-    full = replay_lattice(bump, max_probes=729, refine=1000, rule=rule)
-    assert full.probed.all() and torch.equal(full.field, bump)
-    with pytest.raises(ValueError, match="field must be a tensor"):
-        replay_lattice(bump[0])
-
-
-def test_refine_lattice_bad_arguments():
-    def probe(p):
-        return torch.zeros(len(p))
-
-    with pytest.raises(ValueError, match="max_probes=10 is below"):
-        refine_lattice(probe, (27, 27), start=7, max_probes=10)
-    with pytest.raises(ValueError, match="rule must be one of"):
-        refine_lattice(probe, (27, 27), rule="min")
-    with pytest.raises(TypeError, match="max_probes must be an int"):
-        refine_lattice(probe, (27, 27), max_probes=72.5)
-    with pytest.raises(ValueError, match="lattice size"):
-        refine_lattice(probe, (1, 27))
-    with pytest.raises(ValueError, match="probe returned 1 values"):
-        refine_lattice(lambda p: torch.zeros(1), (5, 5), start=2)
-
-
-def test_occlusion_bad_inputs():
-    model = LinearScores(torch.ones(3, 16, 16)).eval()
-    image = torch.rand(3, 16, 16)
-    with pytest.raises(ValueError, match="one image"):
-        sliding_window_occlusion(model, image[None].repeat(2, 1, 1, 1), 0)
-    with pytest.raises(ValueError, match="patch"):
-        sliding_window_occlusion(model, image, 0, patch=32)
-    with pytest.raises(ValueError, match="fill"):
-        sliding_window_occlusion(model, image, 0, patch=4, fill=2.0)
-    with pytest.raises(ValueError, match="refine"):
-        quadtree_occlusion(model, image, 0, patch=4, stride=2, refine=0)
-    with pytest.raises(ValueError, match="max_passes=20 is below"):
-        quadtree_occlusion(model, image, 0, patch=4, stride=2, start=6, max_passes=20)
-    with pytest.raises(ValueError, match="min_size"):
-        quadtree_occlusion(model, image, 0, patch=4, stride=2, min_size=0)
-    with pytest.raises(ValueError, match="patch"):
-        quadtree_occlusion(model, image, 0, patch=32)
-    with pytest.raises(ValueError, match="training mode"):
-        quadtree_occlusion(model.train(), image, 0, patch=4, stride=2)
-
-
-def test_quadtree_occlusion_on_the_real_model(model, samples):
-    sample = samples[0]
-    res = quadtree_occlusion(model, sample.image, sample.target)
-    assert 65 <= res.n_forward <= 73  # 8 × 8 level-0 corners, ≤ 8 refinement probes, the clean pass
-    assert res.field.shape == (27, 27) and res.probed.sum() == res.n_forward - 1
-    assert res.saliency.shape == (224, 224) and torch.isfinite(res.saliency).all()
-    # The refinement probes sit where occlusion lowers the score: their mean drop is far above
-    # level 0's (measured: 0.15 vs 0.01).
-    assert float(res.deltas[res.levels > 0].mean()) > float(res.deltas[res.levels == 0].mean()) + 0.05

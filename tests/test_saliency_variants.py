@@ -18,7 +18,6 @@ from utils.saliency import (
     guided_backprop,
     guided_relus,
     integrated_gradients,
-    occlusion,
     saliency_methods,
     smoothgrad_attribution,
 )
@@ -203,19 +202,6 @@ def test_grad_cam_default_layers():
         grad_cam_layer(toy_linear_classifier())
 
 
-@pytest.mark.parametrize("patch, stride, baseline", [(16, 12, 0.5), (32, 32, 0.0), (20, 7, 0.25)])
-def test_occlusion_matches_captum(model, small, patch, stride, baseline):
-    from captum.attr import Occlusion
-
-    x, t = small if stride >= 12 else (small[0][:1], small[1][:1])  # 64 windows: one image
-    ref = Occlusion(model).attribute(x.clone(), target=t, sliding_window_shapes=(3, patch, patch),
-                                     strides=(3, stride, stride), baselines=baseline,
-                                     perturbations_per_eval=16)
-    ours = occlusion(model, x, t, patch=patch, stride=stride, baseline=baseline, batch_size=11)
-    assert_matches(ours, ref, rtol=1e-4)
-    assert torch.equal(ours[:, 0], ours[:, 2])
-
-
 def test_smoothgrad_matches_captum_noise_tunnel(model, small):
     """Same noise: Captum draws it from torch's global generator, ours from a generator seeded
     with ``seed``; with one image both are the same stream of N(0, 1) numbers times σ."""
@@ -252,8 +238,6 @@ def test_saliency_methods_shapes(model, small):
         (lambda m, x: integrated_gradients(m, x, 0, baseline=2.0), ValueError, "baseline"),
         (lambda m, x: integrated_gradients(m, x, 0, baseline=torch.zeros(3, 4, 4)), ValueError,
          "shape"),
-        (lambda m, x: occlusion(m, x, 0, patch=9), ValueError, "larger than the image"),
-        (lambda m, x: occlusion(m, x, 0, patch=2, stride=3), ValueError, "stride"),
         (lambda m, x: gradient_x_input(m, x * 3, 0), ValueError, r"\[0, 1\]"),
         (lambda m, x: grad_cam(m, x, 0, layer="nope"), ValueError, "named_modules"),
         (lambda m, x: grad_cam(m, x, 0, layer=nn.ReLU()), ValueError, "module of the model"),

@@ -12,7 +12,7 @@ from itertools import chain
 import torch
 
 __all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "resolve_device",
-           "to_model"]
+           "to_model", "resolve_baseline"]
 
 
 def resolve_device(device: str | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
@@ -204,3 +204,30 @@ def resolve_targets(model: torch.nn.Module, x: torch.Tensor, target) -> torch.Te
         with torch.no_grad():
             target = model(x).argmax(dim=1)
     return check_target(target, x.shape[0]).to(x.device)
+
+
+def resolve_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
+    """A baseline (reference image) as ``x``'s shape ``(N, 3, H, W)``, on ``x``'s device.
+
+    ``baseline`` is a grey level in [0, 1], a colour ``(3,)`` in [0, 1], ``"mean"`` (each image's
+    mean colour), or images ``(3, H, W)`` / ``(N, 3, H, W)`` in [0, 1].
+    """
+    if isinstance(baseline, str):
+        if baseline != "mean":
+            raise ValueError(f"baseline={baseline!r} is not known; use a grey level in [0, 1], a (3,) colour, "
+                             "'mean' or images of the input's shape.")
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+    if isinstance(baseline, torch.Tensor) and baseline.dim() == 1:
+        if baseline.numel() != 3 or not torch.isfinite(baseline).all() or baseline.min() < 0 or baseline.max() > 1:
+            raise ValueError(f"a colour baseline must be 3 values in [0, 1], got {baseline.tolist()}.")
+        return baseline.to(device=x.device, dtype=x.dtype).view(1, 3, 1, 1).expand_as(x)
+    if isinstance(baseline, torch.Tensor) and baseline.dim() > 1:
+        b, _ = check_images(baseline, name="baseline")
+        if b.shape[1:] != x.shape[1:] or b.shape[0] not in (1, x.shape[0]):
+            raise ValueError(
+                f"baseline must have the images' shape (3, H, W) or (N, 3, H, W) = "
+                f"{tuple(x.shape)}, got {tuple(baseline.shape)}."
+            )
+        return b.to(device=x.device, dtype=x.dtype).expand_as(x)
+    value = check_fraction(baseline, "baseline", low=0.0, high=1.0, inclusive=True)
+    return torch.full_like(x, value)

@@ -1,4 +1,4 @@
-"""Quadtrees: adaptive image decomposition, exact leaf convolution, and coarse-to-fine occlusion.
+"""Quadtrees: adaptive image decomposition and the exact leaf convolution.
 
 The course's own speed-up claim (notebook 05): a dense convolution of an ``H × W`` image with an
 ``M × M`` kernel from ``C_in`` to ``C_out`` channels costs ``M²·H·W·C_in·C_out`` multiply-adds
@@ -12,13 +12,12 @@ that claim computable:
   window lies inside one constant leaf is ``(ΣW)·v + b``; only the *ring* pixels near a leaf edge
   (or the image border) are evaluated in full. :func:`per_leaf_conv2d` is the ``M²N'C``
   *approximation* (one evaluation per leaf); :func:`conv_macs` counts the multiply-adds of all three.
-* :func:`sliding_window_occlusion` (Zeiler & Fergus, 2014) and :func:`quadtree_occlusion`
-  (coarse to fine, as in hierarchical perturbation, Cooper et al., 2022): occlusion saliency, where
-  the number of forward passes is what a quadtree really reduces. The quadtree lives on the sliding
-  window's lattice of positions: :func:`refine_lattice` probes the corners of its cells and
-  interpolates between them, :func:`occlusion_field` measures every position (the sliding window's
-  work) and :func:`field_to_map` turns a field of drops into the sliding window's map.
-* :func:`draw_leaves` — leaves over an image (the slider lives in :mod:`utils.widgets`).
+* :func:`draw_leaves` — leaves over an image, or the cells of
+  :func:`utils.occlusion.quadtree_occlusion` (the slider lives in :mod:`utils.widgets`).
+
+Occlusion saliency, where the number of forward passes is what a quadtree of lattice cells really
+reduces, lives in :mod:`utils.occlusion` (which counts, with :func:`utils.occlusion.probe_macs`, the
+network-wide version of the ``M²N'C`` claim for one occlusion probe).
 
 Conventions: images are float tensors ``(C, H, W)`` (any ``C``; the models want ``C = 3`` in
 [0, 1]); leaves are long tensors ``y, x, size`` (top-left corner and side, pixels).
@@ -33,9 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ._validation import check_images, check_positive_int, check_target, resolve_device, to_model
+from ._validation import check_positive_int
 from .timing import median_time  # re-exported: notebook 05 times with it
 
 __all__ = [
@@ -48,23 +46,8 @@ __all__ = [
     "uniform_reconstruction",
     "psnr",
     "median_time",
-    "OcclusionMap",
-    "QuadtreeOcclusion",
-    "sliding_window_occlusion",
-    "quadtree_occlusion",
-    "LatticeSampling",
-    "REFINE_RULES",
-    "refine_lattice",
-    "replay_lattice",
-    "field_to_map",
-    "occlusion_field",
     "draw_leaves",
 ]
-
-DEFAULT_FILL = 0.5
-"""Occlusion fill value: mid grey. It is close to the ImageNet mean colour (0.485, 0.456, 0.406),
-which the models normalise to ≈ 0, so an occluded patch carries (almost) no signal."""
-
 
 # ----------------------------------------------------------------------------------------------
 # Building the tree
@@ -430,358 +413,6 @@ def psnr(reconstruction: torch.Tensor, reference: torch.Tensor, *, peak: float =
 
 
 # ----------------------------------------------------------------------------------------------
-# Occlusion saliency
-# ----------------------------------------------------------------------------------------------
-
-class OcclusionMap(tuple):
-    """``(saliency, n_forward)`` of :func:`sliding_window_occlusion`, also as attributes."""
-
-    __slots__ = ()
-
-    def __new__(cls, saliency: torch.Tensor, n_forward: int):
-        return super().__new__(cls, (saliency, n_forward))
-
-    @property
-    def saliency(self) -> torch.Tensor:
-        return self[0]
-
-    @property
-    def n_forward(self) -> int:
-        return self[1]
-
-
-def _occlusion_setup(model: nn.Module, image: torch.Tensor, target, fill, device):
-    if model.training:
-        raise ValueError("The model is in training mode; call model.eval() first.")
-    batch, single = check_images(image, name="image")
-    if not single:
-        raise ValueError(f"Occlusion takes one image (3, H, W), got shape {tuple(image.shape)}.")
-    dev = resolve_device(device, model)
-    x = to_model(batch[0], model, dev)
-    with torch.no_grad():
-        scores = model(x[None])
-    t = int(check_target(target, 1, num_classes=scores.shape[1], scores=scores)[0])
-    if isinstance(fill, str):
-        if fill != "mean":
-            raise ValueError(f"fill must be a number in [0, 1], a (3,) tensor or 'mean', got {fill!r}.")
-        fill_t = x.mean(dim=(1, 2), keepdim=True)
-    else:
-        fill_t = torch.as_tensor(fill, dtype=x.dtype, device=dev).reshape(-1, 1, 1)
-        if fill_t.numel() not in (1, 3) or fill_t.min() < 0 or fill_t.max() > 1:
-            raise ValueError(f"fill must be a number in [0, 1], a (3,) tensor in [0, 1] or 'mean', got {fill!r}.")
-    return x, t, float(scores[0, t]), fill_t.expand(3, 1, 1), dev
-
-
-def _occluded_scores(model: nn.Module, x: torch.Tensor, boxes: torch.Tensor, target: int,
-                     fill: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Scores ``S_target`` of ``x`` with each box ``(y, x, h, w)`` filled, ``batch_size`` at a time."""
-    out = []
-    with torch.no_grad():
-        for start in range(0, boxes.shape[0], batch_size):
-            chunk = boxes[start : start + batch_size].tolist()
-            b = x.unsqueeze(0).repeat(len(chunk), 1, 1, 1)
-            for i, (by, bx, bh, bw) in enumerate(chunk):
-                b[i, :, by : by + bh, bx : bx + bw] = fill
-            out.append(model(b)[:, target].float().cpu())
-    return torch.cat(out) if out else torch.empty(0)
-
-
-def sliding_window_occlusion(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
-                             patch: int = 16, stride: int = 8, fill=DEFAULT_FILL,
-                             batch_size: int = 32, device: str | torch.device | None = None
-                             ) -> OcclusionMap:
-    """Occlusion saliency (Zeiler & Fergus, 2014): slide a grey patch, record the score drop.
-
-    :func:`utils.saliency.occlusion` (Captum's convention: windows at ``0, s, 2s, …``, the last one
-    cut at the image edge if it sticks out) for one image, with the number of forward passes it
-    needs — the figure the quadtree is compared on. A pixel's saliency is the mean drop
-    ``S_c(I) − S_c(I occluded)`` over the windows that cover it. At 224² with patch 16 and stride 8:
-    27² = 729 occluded passes.
-
-    Args:
-        model: classifier (images in [0, 1] → scores), in eval mode.
-        image: ``(3, H, W)`` in [0, 1].
-        target: class index, or ``None`` for the top-1 class of the clean image.
-        patch, stride: window side and step in pixels.
-        fill: value written into the window: a number in [0, 1] (default 0.5, mid grey), a ``(3,)``
-            colour, or ``"mean"`` (the image's mean colour).
-        batch_size: occluded images per forward pass.
-
-    Returns:
-        :class:`OcclusionMap` ``(saliency (H, W) on the image's device, n_forward)``; ``n_forward``
-        counts the occluded images plus the clean one.
-    """
-    from .saliency import _window_starts, occlusion
-
-    x, t, _, fill_t, dev = _occlusion_setup(model, image, target, fill, device)
-    h, w = x.shape[1:]
-    sal = occlusion(model, x, t, patch=patch, stride=stride, baseline=fill_t.expand_as(x),
-                    batch_size=batch_size, device=dev)[0]
-    n_windows = len(_window_starts(h, patch, stride)) * len(_window_starts(w, patch, stride))
-    return OcclusionMap(sal.to(image.device), n_windows + 1)
-
-
-@dataclass(frozen=True)
-class QuadtreeOcclusion:
-    """Result of :func:`quadtree_occlusion`.
-
-    The sliding window's occluder sits at a lattice of ``Py × Px`` positions (window ``(i, j)``
-    starts at pixel ``(i·stride, j·stride)``); the score drop at every position is the *field*.
-
-    Attributes:
-        saliency: ``(H, W)`` float; higher = occluding there lowers ``S_c`` more. The sliding window's
-            rule (mean drop of the windows covering a pixel) applied to :attr:`field`.
-        n_forward: forward passes used: the probed windows plus the clean image.
-        field: ``(Py, Px)`` the drop at every window position: measured where probed, interpolated
-            bilinearly inside each quadtree leaf elsewhere.
-        probed: ``(Py, Px)`` bool, where a window was really occluded.
-        probes: ``(K, 2)`` long lattice positions ``(i, j)`` probed, in the order they were probed.
-        deltas: ``(K,)`` the measured drop ``S_c(I) − S_c(I occluded)`` of each probe.
-        levels: ``(K,)`` refinement level of each probe (0 = the initial lattice).
-        leaves: ``(L, 4)`` long, the final quadtree cells as pixel boxes ``(y, x, h, w)`` spanning the
-            centres of their four corner windows (for :func:`draw_leaves`).
-        score: ``S_c`` of the clean image.
-    """
-
-    saliency: torch.Tensor
-    n_forward: int
-    field: torch.Tensor
-    probed: torch.Tensor
-    probes: torch.Tensor
-    deltas: torch.Tensor
-    levels: torch.Tensor
-    leaves: torch.Tensor
-    score: float
-
-
-@dataclass(frozen=True)
-class LatticeSampling:
-    """Result of :func:`refine_lattice`: an estimate of a field from a few probes.
-
-    Attributes:
-        field: ``(Py, Px)`` estimate: probed values, bilinear inside each leaf cell elsewhere.
-        probed: ``(Py, Px)`` bool mask of the probed positions.
-        probes, values, levels: ``(K, 2)`` positions, ``(K,)`` values and refinement levels, in order.
-        cells: ``(L, 4)`` long leaf cells ``(i0, i1, j0, j1)`` (inclusive corner positions).
-    """
-
-    field: torch.Tensor
-    probed: torch.Tensor
-    probes: torch.Tensor
-    values: torch.Tensor
-    levels: torch.Tensor
-    cells: torch.Tensor
-
-
-REFINE_RULES = ("max", "range")
-
-
-def refine_lattice(probe, shape: tuple[int, int], *, start: int = 7, max_probes: int = 72,
-                   refine: int = 4, rule: str = "max", min_step: int = 1,
-                   budget_name: str = "max_probes") -> LatticeSampling:
-    """Estimate a field on a ``Py × Px`` lattice from few probes, refining a quadtree of cells.
-
-    Level 0 cuts the lattice into ``start × start`` cells (corners at ``round(linspace(0, P − 1,
-    start + 1))``) and probes every corner. At each further level the ``refine`` splittable cells
-    with the highest priority are cut into quadrants at their middle position, and the new corners
-    are probed together (one batch), while the total stays within ``max_probes``. Priority
-    ``rule="max"``: the largest value at a cell's corners (hierarchical perturbation: refine where
-    occlusion lowers the score most); ``"range"``: (max − min of the corners) × cell area (refine
-    where bilinear interpolation is least trustworthy). A cell is splittable while both sides span
-    at least ``2·min_step`` positions. With ``max_probes ≥ Py·Px`` and ``min_step=1`` every
-    position ends up probed and the estimate is the field itself.
-
-    Args:
-        probe: ``probe(positions (n, 2) long) -> (n,)`` values at lattice positions ``(i, j)``.
-        shape: ``(Py, Px)``, each ≥ 2.
-        start, max_probes, refine, rule, min_step: as above; ``max_probes ≥ (start + 1)²``.
-        budget_name: what error messages call ``max_probes`` (the caller's argument name).
-
-    Returns:
-        :class:`LatticeSampling`.
-    """
-    py, px = (check_positive_int(int(s), "lattice size", minimum=2) for s in shape)
-    start = check_positive_int(start, "start")
-    refine = check_positive_int(refine, "refine")
-    min_step = check_positive_int(min_step, "min_step")
-    max_probes = check_positive_int(max_probes, budget_name)
-    if rule not in REFINE_RULES:
-        raise ValueError(f"rule must be one of {REFINE_RULES}, got {rule!r}.")
-    ey = torch.linspace(0, py - 1, min(start, py - 1) + 1).round().long().unique()
-    ex = torch.linspace(0, px - 1, min(start, px - 1) + 1).round().long().unique()
-    if max_probes < len(ey) * len(ex):
-        raise ValueError(f"{budget_name}={max_probes} is below the {len(ey)}×{len(ex)} = "
-                         f"{len(ey) * len(ex)} probes of the level-0 lattice; raise {budget_name} or "
-                         f"lower start={start}.")
-    value = torch.full((py, px), float("nan"), dtype=torch.float64)
-    order: list[torch.Tensor] = []
-    levels: list[torch.Tensor] = []
-
-    def measure(points: torch.Tensor, level: int) -> None:
-        v = torch.as_tensor(probe(points)).detach().double().cpu().reshape(-1)
-        if v.shape[0] != points.shape[0]:
-            raise ValueError(f"probe returned {v.shape[0]} values for {points.shape[0]} positions.")
-        value[points[:, 0], points[:, 1]] = v
-        order.append(points)
-        levels.append(torch.full((points.shape[0],), level, dtype=torch.long))
-
-    measure(torch.cartesian_prod(ey, ex), 0)
-    cells = [(int(ey[a]), int(ey[a + 1]), int(ex[b]), int(ex[b + 1]))
-             for a in range(len(ey) - 1) for b in range(len(ex) - 1)]
-    used, level = len(ey) * len(ex), 0
-    while True:
-        def priority(c):
-            v = value[[c[0], c[0], c[1], c[1]], [c[2], c[3], c[2], c[3]]]
-            if rule == "max":
-                return float(v.max())
-            return float(v.max() - v.min()) * (c[1] - c[0]) * (c[3] - c[2])
-
-        candidates = sorted((c for c in cells if c[1] - c[0] >= 2 * min_step and c[3] - c[2] >= 2 * min_step),
-                            key=priority, reverse=True)
-        chosen, new = [], set()
-        for a, b, c, d in candidates:
-            if len(chosen) == refine:
-                break
-            m, n = (a + b) // 2, (c + d) // 2
-            extra = {p for p in ((a, n), (b, n), (m, c), (m, d), (m, n))
-                     if torch.isnan(value[p]) and p not in new}
-            if used + len(new) + len(extra) <= max_probes:
-                chosen.append((a, b, c, d))
-                new |= extra
-        if not chosen:
-            break
-        level += 1
-        measure(torch.tensor(sorted(new), dtype=torch.long).reshape(-1, 2), level)
-        used += len(new)
-        for a, b, c, d in chosen:
-            cells.remove((a, b, c, d))
-            m, n = (a + b) // 2, (c + d) // 2
-            cells += [(a, m, c, n), (a, m, n, d), (m, b, c, n), (m, b, n, d)]
-    est = value.clone()
-    for a, b, c, d in cells:  # bilinear inside each leaf from its four probed corners
-        ty = torch.linspace(0, 1, b - a + 1, dtype=torch.float64)[:, None]
-        tx = torch.linspace(0, 1, d - c + 1, dtype=torch.float64)[None]
-        v00, v01, v10, v11 = value[a, c], value[a, d], value[b, c], value[b, d]
-        bilinear = (1 - ty) * ((1 - tx) * v00 + tx * v01) + ty * ((1 - tx) * v10 + tx * v11)
-        block = est[a : b + 1, c : d + 1]
-        est[a : b + 1, c : d + 1] = torch.where(torch.isnan(block), bilinear, block)
-    points = torch.cat(order)
-    return LatticeSampling(est.float(), ~torch.isnan(value), points, value[points[:, 0], points[:, 1]].float(),
-                           torch.cat(levels), torch.tensor(cells, dtype=torch.long).reshape(-1, 4))
-
-
-def replay_lattice(field: torch.Tensor, **kwargs) -> LatticeSampling:
-    """:func:`refine_lattice` on a field already measured (e.g. by :func:`occlusion_field`).
-
-    Each probe reads ``field[i, j]`` instead of running the model, so a notebook or benchmark can
-    compare budgets and rules without a single new forward pass; the probes are exactly those the
-    model would have been asked for. ``kwargs``: :func:`refine_lattice`'s keywords.
-    """
-    if not isinstance(field, torch.Tensor) or field.dim() != 2:
-        raise ValueError(f"field must be a tensor (Py, Px), got {getattr(field, 'shape', type(field))}.")
-    return refine_lattice(lambda p: field[p[:, 0], p[:, 1]], tuple(field.shape), **kwargs)
-
-
-def field_to_map(field: torch.Tensor, size: tuple[int, int], *, patch: int = 16, stride: int = 8
-                 ) -> torch.Tensor:
-    """The sliding window's map from its field: each pixel gets the mean drop of the windows covering it.
-
-    Args:
-        field: ``(Py, Px)`` drop of the window starting at pixel ``(i·stride, j·stride)``.
-        size: ``(H, W)`` of the image (windows sticking out of it are cut at its edge).
-
-    Returns:
-        ``(H, W)`` float; equals :func:`sliding_window_occlusion`'s map for the measured field.
-    """
-    if field.dim() != 2:
-        raise ValueError(f"field must have shape (Py, Px), got {tuple(field.shape)}.")
-    ones = torch.ones(1, 1, patch, patch, dtype=torch.float64)
-    f = field.double()[None, None]
-    num = F.conv_transpose2d(f, ones, stride=stride)[0, 0, : size[0], : size[1]]
-    cnt = F.conv_transpose2d(torch.ones_like(f), ones, stride=stride)[0, 0, : size[0], : size[1]]
-    if num.shape != tuple(size) or bool((cnt == 0).any()):
-        raise ValueError(f"a {tuple(field.shape)} field of {patch}-px windows at stride {stride} does not "
-                         f"cover a {size[0]}×{size[1]} image.")
-    return (num / cnt).float()
-
-
-def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
-                    patch: int = 16, stride: int = 8, fill=DEFAULT_FILL, batch_size: int = 32,
-                    device: str | torch.device | None = None) -> torch.Tensor:
-    """The score drop of every sliding-window position, ``(Py, Px)`` (one forward pass each).
-
-    ``field_to_map(occlusion_field(...), (H, W), patch=p, stride=s)`` is
-    :func:`sliding_window_occlusion`'s map; keeping the field lets a notebook replay
-    :func:`refine_lattice` at any budget without new forward passes.
-    """
-    x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
-    ys, xs = _lattice(x.shape[1:], patch, stride)
-    boxes = torch.tensor([(y, xx, patch, patch) for y in ys for xx in xs], dtype=torch.long)
-    return (base - _occluded_scores(model, x, boxes, t, fill_t, batch_size)).reshape(len(ys), len(xs))
-
-
-def _lattice(size, patch: int, stride: int) -> tuple[list[int], list[int]]:
-    from .saliency import _window_starts
-
-    check_positive_int(patch, "patch")
-    check_positive_int(stride, "stride")
-    if patch > min(size):
-        raise ValueError(f"patch={patch} is larger than the image ({size[0]}×{size[1]}).")
-    return _window_starts(size[0], patch, stride), _window_starts(size[1], patch, stride)
-
-
-def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
-                       patch: int = 16, stride: int = 8, start: int = 7, max_passes: int = 72,
-                       refine: int = 4, rule: str = "max", min_size: int | None = None,
-                       fill=DEFAULT_FILL, batch_size: int = 64,
-                       device: str | torch.device | None = None) -> QuadtreeOcclusion:
-    """Coarse-to-fine occlusion: probe a few sliding-window positions, refine a quadtree where it matters.
-
-    The sliding window (:func:`sliding_window_occlusion`) occludes a ``patch × patch`` grey square at
-    every position of a lattice with step ``stride`` (27 × 27 = 729 at 224², patch 16, stride 8).
-    Here only the corners of a quadtree of lattice cells are occluded (:func:`refine_lattice`):
-    ``start × start`` cells first, then, level by level, the ``refine`` cells with the largest drop
-    at a corner (``rule="max"``, the hierarchical-perturbation rule of Cooper et al., 2022) or the
-    largest corner range × area (``rule="range"``) are split, until ``max_passes`` occluded passes
-    are spent or cells are ``min_size`` pixels apart. The drop at unprobed positions is bilinear
-    within each leaf; the map is then the sliding window's own (:func:`field_to_map`). With a budget
-    of every position it *is* the sliding window's map.
-
-    Args:
-        model, image, target, fill, batch_size, device: as :func:`sliding_window_occlusion`.
-        patch, stride: the sliding window's occluder and lattice step (pixels).
-        start: level-0 cells per side (lattice corners: ``(start + 1)²`` passes).
-        max_passes: budget of occluded forward passes (the clean pass is extra).
-        refine: cells split per level (each level is one batch of passes).
-        rule: ``"max"`` or ``"range"`` (see above).
-        min_size: smallest distance between probes in pixels (default ``stride``: neighbours).
-
-    Returns:
-        :class:`QuadtreeOcclusion`. At 224² with the defaults: 64 level-0 passes and up to 8 more,
-        plus the clean image: at most 73 forward passes (sliding window: 730).
-    """
-    x, t, base, fill_t, _ = _occlusion_setup(model, image, target, fill, device)
-    check_positive_int(batch_size, "batch_size")  # max_passes: checked by refine_lattice
-    h, w = x.shape[1:]
-    ys, xs = _lattice((h, w), patch, stride)
-    min_size = stride if min_size is None else check_positive_int(min_size, "min_size")
-
-    def probe(points: torch.Tensor) -> torch.Tensor:
-        boxes = torch.stack([points[:, 0] * stride, points[:, 1] * stride,
-                             torch.full_like(points[:, 0], patch), torch.full_like(points[:, 0], patch)], 1)
-        return base - _occluded_scores(model, x, boxes, t, fill_t, batch_size)
-
-    s = refine_lattice(probe, (len(ys), len(xs)), start=start, max_probes=max_passes, refine=refine,
-                       rule=rule, min_step=-(-min_size // stride), budget_name="max_passes")
-    sal = field_to_map(s.field, (h, w), patch=patch, stride=stride)
-    c = s.cells
-    leaves = torch.stack([c[:, 0] * stride + patch // 2, c[:, 2] * stride + patch // 2,
-                          (c[:, 1] - c[:, 0]) * stride, (c[:, 3] - c[:, 2]) * stride], 1)
-    return QuadtreeOcclusion(sal.to(image.device), int(s.probes.shape[0]) + 1, s.field, s.probed,
-                             s.probes, s.values, s.levels, leaves, base)
-
-
-# ----------------------------------------------------------------------------------------------
 # Pictures
 # ----------------------------------------------------------------------------------------------
 
@@ -792,7 +423,7 @@ def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None 
 
     Args:
         leaves: a :class:`QuadTree`, or a ``(K, 4)`` tensor of ``(y, x, h, w)`` boxes (e.g.
-            ``QuadtreeOcclusion.leaves``).
+            ``utils.occlusion.QuadtreeOcclusion.leaves``).
         image: drawn underneath (or, with ``reconstruct=True`` and a tree, the tree's
             piecewise-constant reconstruction of it).
     """

@@ -28,10 +28,12 @@ from ._validation import (
     check_images,
     check_positive_int,
     check_target,
+    resolve_baseline,
     resolve_device,
     resolve_targets,
     to_model,
 )
+from .occlusion import occlusion  # re-exported: one calling convention for every map
 
 __all__ = ["gradient", "saliency_map", "channel_max", "smoothgrad_attribution", "smoothgrad",
            "gradient_x_input", "integrated_gradients", "IG_METHODS", "guided_backprop",
@@ -156,8 +158,9 @@ def smoothgrad(model: nn.Module, images: torch.Tensor, target: Target = None, *,
 
 # ---------------------------------------------------------------------------------------------
 # Beyond the plain gradient: gradient × input, integrated gradients, guided backpropagation,
-# Grad-CAM and occlusion, with the calling convention above. Each is checked against Captum's
-# implementation of the same method in tests/test_saliency_variants.py.
+# Grad-CAM, with the calling convention above (occlusion, the same convention, lives in
+# utils.occlusion and is re-exported here). Each is checked against Captum's implementation of the
+# same method in tests/test_saliency_variants.py and tests/test_occlusion.py.
 # ---------------------------------------------------------------------------------------------
 
 IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
@@ -177,20 +180,6 @@ def _selected_scores(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -
     if targets.max() >= scores.shape[1]:
         check_target(targets.tolist(), x.shape[0], num_classes=scores.shape[1])
     return scores.gather(1, targets[:, None].to(scores.device))[:, 0]
-
-
-def _baseline_tensor(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A baseline (a grey level in [0, 1], or images (3, H, W) / (N, 3, H, W)) as ``x``'s shape."""
-    if isinstance(baseline, torch.Tensor):
-        b, _ = check_images(baseline, name="baseline")
-        if b.shape[1:] != x.shape[1:] or b.shape[0] not in (1, x.shape[0]):
-            raise ValueError(
-                f"baseline must have the images' shape (3, H, W) or (N, 3, H, W) = "
-                f"{tuple(x.shape)}, got {tuple(baseline.shape)}."
-            )
-        return b.to(x.device).expand_as(x)
-    value = check_fraction(baseline, "baseline", low=0.0, high=1.0, inclusive=True)
-    return torch.full_like(x, value)
 
 
 def gradient_x_input(model: nn.Module, images: torch.Tensor, target: Target = None, *,
@@ -273,7 +262,7 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
     alphas, weights = _ig_nodes(steps, method)
     dev = resolve_device(device, model)
     x = to_model(batch, model, dev)
-    base = _baseline_tensor(baseline, x)
+    base = resolve_baseline(baseline, x)
     targets = resolve_targets(model, x, target)
     n = x.shape[0]
     alpha = torch.tensor(alphas, device=dev, dtype=x.dtype).view(-1, 1, 1, 1, 1)
@@ -448,66 +437,6 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: Target = None, *,
     return _finish(cam[:, 0], images, single)
 
 
-def _window_starts(size: int, patch: int, stride: int) -> list[int]:
-    """Captum's window positions: ``0, s, 2s, …`` up to ``ceil((size − patch)/s)·s`` (the last
-    window may stick out of the image and is then cut at its edge)."""
-    count = -(-(size - patch) // stride) + 1
-    return [i * stride for i in range(count)]
-
-
-def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, *, patch: int = 32,
-              stride: int = 16, baseline: float | torch.Tensor = 0.5, batch_size: int = 64,
-              device: str | torch.device | None = None) -> torch.Tensor:
-    """Occlusion (Zeiler & Fergus, 2014, section 4.2) with a sliding square window.
-
-    Each ``patch × patch`` window (all three channels), moved by ``stride`` over the image, is
-    replaced by ``baseline`` (default grey 0.5); a pixel's attribution is the mean drop of the
-    class score ``S_c(x) − S_c(x_occluded)`` over the windows that cover it. Equals Captum's
-    ``Occlusion(model).attribute(x, sliding_window_shapes=(3, patch, patch),
-    strides=(3, stride, stride), baselines=baseline, target=target)``. Forward passes only:
-    ``1 + windows`` per image, ``batch_size`` occluded copies at a time.
-
-    Args:
-        patch: window side in pixels (≤ the image side). stride: step (≤ ``patch``).
-        baseline: grey level in [0, 1] or images ``(3, H, W)`` / ``(N, 3, H, W)``.
-
-    Returns:
-        ``(N, 3, H, W)`` (``(3, H, W)`` for one image), the three channels equal; signed
-        (positive: hiding the region lowers the score). ``result[:, 0]`` is the map.
-    """
-    batch, single = check_images(images)
-    check_positive_int(patch, "patch")
-    check_positive_int(stride, "stride")
-    check_positive_int(batch_size, "batch_size")
-    h, w = batch.shape[-2:]
-    if patch > min(h, w):
-        raise ValueError(f"patch={patch} is larger than the image ({h}×{w}); use patch <= {min(h, w)}.")
-    if stride > patch:
-        raise ValueError(f"stride={stride} > patch={patch} would leave pixels never occluded; "
-                         "use stride <= patch.")
-    dev = resolve_device(device, model)
-    x = to_model(batch, model, dev)
-    base = _baseline_tensor(baseline, x)
-    targets = resolve_targets(model, x, target)
-    clean = _selected_scores(model, x, targets)  # (N,)
-    windows = [(r, c) for c in _window_starts(w, patch, stride) for r in _window_starts(h, patch, stride)]
-    total = torch.zeros(x.shape[0], h, w, device=dev)
-    count = torch.zeros(h, w, device=dev)
-    for r, c in windows:
-        count[r:r + patch, c:c + patch] += 1
-    for i in range(x.shape[0]):
-        for start in range(0, len(windows), batch_size):
-            chunk = windows[start:start + batch_size]
-            occluded = x[i].expand(len(chunk), -1, -1, -1).clone()
-            for k, (r, c) in enumerate(chunk):
-                occluded[k, :, r:r + patch, c:c + patch] = base[i, :, r:r + patch, c:c + patch]
-            drop = clean[i] - _selected_scores(model, occluded, targets[i].expand(len(chunk)))
-            for k, (r, c) in enumerate(chunk):
-                total[i, r:r + patch, c:c + patch] += drop[k]
-    out = (total / count).unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
-    return _finish(out, images, single)
-
-
 def saliency_methods(*, samples: int = 32, noise: float = 0.15, steps: int = 32,
                      patch: int = 32, stride: int = 16, batch_size: int = 32
                      ) -> dict[str, Callable[..., torch.Tensor]]:
@@ -531,5 +460,5 @@ def saliency_methods(*, samples: int = 32, noise: float = 0.15, steps: int = 32,
             guided_backprop(m, x, t, device=device)),
         "Grad-CAM": grad_cam,
         "occlusion": lambda m, x, t=None, *, device=None: occlusion(
-            m, x, t, patch=patch, stride=stride, batch_size=batch_size, device=device)[..., 0, :, :],
+            m, x, t, patch=patch, stride=stride, batch_size=batch_size, device=device),
     }
