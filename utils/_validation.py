@@ -6,12 +6,13 @@ sees *what to change* instead of a traceback from deep inside torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import chain
 
 import torch
 
-__all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "resolve_device",
+__all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "check_box", "resolve_device",
            "to_model"]
 
 
@@ -152,6 +153,16 @@ def check_target(
             raise ValueError(f"target {v} is outside the allowed class range 0..{num_classes - 1}.")
         out.append(v)
     return torch.tensor(out, dtype=torch.long)
+
+
+def check_box(box: Sequence[float], name: str = "box") -> tuple[float, float, float, float]:
+    """Check a box ``(x0, y0, x1, y1)`` (finite, ``x0 < x1``, ``y0 < y1``) and return it as floats."""
+    if len(box) != 4:
+        raise ValueError(f"{name} must be (x0, y0, x1, y1), got {tuple(box)}.")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 <= x0 or y1 <= y0:
+        raise ValueError(f"{name}={tuple(box)} must have finite coordinates with x0 < x1 and y0 < y1.")
+    return x0, y0, x1, y1
 
 
 def check_fraction(value: float, name: str, *, low: float = 0.0, high: float = 1.0,

@@ -4,6 +4,8 @@
   2018, section 4.1): remove (or insert) pixels from the most to the least salient and follow the
   class probability; a faithful map makes it fall fast (low deletion AUC) or rise fast (high
   insertion AUC). Every image of a curve goes through the model in batches.
+* :func:`mass_in_box` — the share of a map's mass inside the object's box, relative to the box's
+  area (1 = a uniform map).
 * :func:`pointing_game` — Zhang et al. (2016, section 5.1): is the map's maximum inside the
   object's box?
 * :func:`model_randomisation` — the model-parameter randomisation test of Adebayo et al. (2018,
@@ -40,6 +42,7 @@ from ._validation import (
     resolve_targets,
     to_model,
 )
+from .images import box_mask
 from .saliency import Target
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "deletion_curve",
     "insertion_curve",
     "gaussian_blur",
+    "mass_in_box",
     "pointing_game",
     "cascade_layers",
     "spearman",
@@ -189,6 +193,37 @@ def insertion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
 
 
 # --------------------------------------------------------------------------- pointing game
+
+def mass_in_box(maps: torch.Tensor, boxes: Sequence[Sequence[int]]) -> tuple[list[float], list[float]]:
+    """How much of each saliency map lies inside its object's box, relative to the box's area.
+
+    Args:
+        maps: ``(N, H, W)`` non-negative saliency maps (e.g. :func:`utils.saliency.saliency_map`).
+        boxes: N boxes ``(x0, y0, x1, y1)`` in the maps' pixels, exclusive ends (``Sample.box``).
+
+    Returns:
+        ``(areas, ratios)``, two lists of N floats: the box's share of the image in (0, 1], and the
+        map's share of its total mass inside the box divided by that area (1 = no better than a
+        uniform map; ``1 / area`` = all the mass inside).
+    """
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
+        raise ValueError(f"maps must be a tensor (N, H, W), got {getattr(maps, 'shape', type(maps))}.")
+    if len(boxes) != maps.shape[0]:
+        raise ValueError(f"Got {maps.shape[0]} maps and {len(boxes)} boxes; give one box per map.")
+    if (maps < 0).any():
+        raise ValueError("maps must be non-negative (take .abs() or a channel max first).")
+    h, w = maps.shape[1:]
+    areas, ratios = [], []
+    for m, box in zip(maps, boxes, strict=True):
+        inside = box_mask(box, h, w).to(m.device)
+        area = inside.float().mean().item()
+        total = m.sum().item()
+        if total <= 0:
+            raise ValueError("A map is zero everywhere; its mass in the box is undefined.")
+        areas.append(area)
+        ratios.append(m[inside].sum().item() / total / area)
+    return areas, ratios
+
 
 def pointing_game(maps: torch.Tensor, boxes: Sequence[Sequence[int]], *, tolerance: int = 15
                   ) -> torch.Tensor:
