@@ -38,7 +38,7 @@ from ._validation import (
     check_fraction,
     check_images,
     check_positive_int,
-    resolve_device,
+    model_device,
     resolve_targets,
     to_model,
 )
@@ -143,22 +143,21 @@ def _perturbation_curve(model: nn.Module, start: torch.Tensor, finish: torch.Ten
     return PerturbationCurve(torch.linspace(0, 1, steps + 1), out)
 
 
-def _curve_inputs(model, images, maps, target, steps, score, batch_size, device):
+def _curve_inputs(model, images, maps, target, steps, score, batch_size):
     batch, single = check_images(images)
     m = _check_maps(maps, batch)
     check_positive_int(steps, "steps")
     check_positive_int(batch_size, "batch_size")
     if score not in ("probability", "logit"):
         raise ValueError(f"score={score!r} is not known; choose 'probability' or 'logit'.")
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     x = to_model(batch, model, dev)
     return x, m.to(dev), resolve_targets(model, x, target)
 
 
 def deletion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
                    target: Target = None, *, steps: int = 16, baseline: float = 0.0,
-                   score: str = "probability", batch_size: int = 32,
-                   device: str | torch.device | None = None) -> PerturbationCurve:
+                   score: str = "probability", batch_size: int = 32) -> PerturbationCurve:
     """RISE deletion: replace the most salient pixels by ``baseline`` (default 0, black), in
     ``steps`` equal chunks from 0 to all pixels, and record the class ``score``.
 
@@ -172,7 +171,7 @@ def deletion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
     Returns:
         A :class:`PerturbationCurve`; ``.auc`` is ``(N,)``.
     """
-    x, m, t = _curve_inputs(model, images, maps, target, steps, score, batch_size, device)
+    x, m, t = _curve_inputs(model, images, maps, target, steps, score, batch_size)
     check_fraction(baseline, "baseline", low=0.0, high=1.0, inclusive=True)
     return _perturbation_curve(model, x, torch.full_like(x, float(baseline)), m, t, steps, score,
                                batch_size)
@@ -180,14 +179,14 @@ def deletion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
 
 def insertion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
                     target: Target = None, *, steps: int = 16, blur_kernel: int = 11,
-                    blur_sigma: float = 5.0, score: str = "probability", batch_size: int = 32,
-                    device: str | torch.device | None = None) -> PerturbationCurve:
+                    blur_sigma: float = 5.0, score: str = "probability", batch_size: int = 32
+                    ) -> PerturbationCurve:
     """RISE insertion: start from a blurred copy (:func:`gaussian_blur`, RISE's 11×11, σ = 5) and
     put back the original pixels, most salient first. Higher AUC = better.
 
     Same arguments and cost as :func:`deletion_curve`.
     """
-    x, m, t = _curve_inputs(model, images, maps, target, steps, score, batch_size, device)
+    x, m, t = _curve_inputs(model, images, maps, target, steps, score, batch_size)
     canvas = gaussian_blur(x, kernel=blur_kernel, sigma=blur_sigma)
     return _perturbation_curve(model, canvas, x, m, t, steps, score, batch_size)
 
@@ -364,8 +363,8 @@ def _reinitialise(modules: Sequence[nn.Module], seed: int) -> None:
 
 
 def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, method: MapFn, *,
-                        layers: list[tuple[str, list[nn.Module]]] | None = None, seed: int = 0,
-                        device: str | torch.device | None = None) -> SanityCheck:
+                        layers: list[tuple[str, list[nn.Module]]] | None = None, seed: int = 0
+                        ) -> SanityCheck:
     """Cascading model-parameter randomisation (Adebayo et al., 2018, section 3.1).
 
     On a deep copy of ``model`` (the caller's model is never modified), re-initialise the layer
@@ -375,7 +374,7 @@ def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, 
     ``method`` for the *same* target classes and compare it with the original map.
 
     Args:
-        method: ``fn(model, images, target, device=...)`` → maps ``(N, H, W)``, e.g. one of
+        method: ``fn(model, images, target)`` → maps ``(N, H, W)``, e.g. one of
             :func:`utils.saliency.saliency_methods`.
         target: as usual; ``None`` → the original model's top-1 classes, kept for every step.
         layers: the groups, as names and modules **of ``model``** (default
@@ -385,7 +384,7 @@ def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, 
         A :class:`SanityCheck`. Cost: ``L + 1`` calls of ``method``.
     """
     batch, _ = check_images(images)
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     x = to_model(batch, model, dev)
     targets = resolve_targets(model, x, target).tolist()
     groups = cascade_layers(model) if layers is None else layers
@@ -396,13 +395,13 @@ def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, 
         if missing:
             raise ValueError(f"layer group {name!r} holds modules that are not part of the model.")
         resolved.append((name, [names_of[id(m)] for m in mods]))
-    original = method(model, x, targets, device=dev).detach()
+    original = method(model, x, targets).detach()
     twin = copy.deepcopy(model).eval()
     twin_modules = dict(twin.named_modules())
     maps = [original.cpu()]
     for k, (_, mod_names) in enumerate(resolved):
         _reinitialise([twin_modules[n] for n in mod_names], seed + k)
-        maps.append(method(twin, x, targets, device=dev).detach().cpu())
+        maps.append(method(twin, x, targets).detach().cpu())
     corr = np.array([[spearman(maps[0][i], mk[i]) for mk in maps] for i in range(x.shape[0])])
     return SanityCheck(["original"] + [n for n, _ in resolved], corr, torch.stack(maps))
 
@@ -451,8 +450,7 @@ class MethodRun:
 
 
 def run_methods(methods: dict[str, MapFn], model: nn.Module, images: torch.Tensor,
-                target: Target = None, *, device: str | torch.device | None = None
-                ) -> dict[str, MethodRun]:
+                target: Target = None) -> dict[str, MethodRun]:
     """Compute each method's maps once, timing it and counting its passes.
 
     Returns:
@@ -460,7 +458,7 @@ def run_methods(methods: dict[str, MapFn], model: nn.Module, images: torch.Tenso
         image, backward passes per image)}``. Seconds are wall-clock and vary between runs.
     """
     batch, _ = check_images(images)
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     x = to_model(batch, model, dev)
     n = x.shape[0]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -469,7 +467,7 @@ def run_methods(methods: dict[str, MapFn], model: nn.Module, images: torch.Tenso
         with count_passes(model) as c:
             sync()
             t0 = time.perf_counter()
-            maps = fn(model, x, target, device=dev)
+            maps = fn(model, x, target)
             sync()
             seconds = time.perf_counter() - t0
         runs[name] = MethodRun(maps.detach().cpu(), seconds / n, c.forward / n, c.backward / n)

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validation import check_images, check_positive_int
+from ._validation import check_images, check_positive_int, model_device, to_model
 
 __all__ = [
     "figure_png",
@@ -172,10 +172,7 @@ def class_probabilities(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     batch, single = check_images(image, name="image")
     if not single:
         raise ValueError(f"image must be one image (3, H, W), got shape {tuple(image.shape)}.")
-    from ._validation import resolve_device, to_model
-
-    dev = resolve_device(None, model)
-    return model(to_model(batch, model, dev)).softmax(dim=1)[0].cpu()
+    return model(to_model(batch, model, model_device(model))).softmax(dim=1)[0].cpu()
 
 
 def _format_p(p: float) -> str:
@@ -256,8 +253,7 @@ def _default_methods() -> dict[str, Callable[..., torch.Tensor]]:
 def compute_saliency_view(model: nn.Module, image: torch.Tensor, target: int | None = None,
                           method: str = "gradient", *,
                           methods: Mapping[str, Callable[..., torch.Tensor]] | None = None,
-                          probabilities: torch.Tensor | None = None,
-                          device: str | torch.device | None = None) -> dict:
+                          probabilities: torch.Tensor | None = None) -> dict:
     """Everything the saliency explorer shows for one image, class and method.
 
     Args:
@@ -266,7 +262,7 @@ def compute_saliency_view(model: nn.Module, image: torch.Tensor, target: int | N
         target: class index (``None``: the top-1 class).
         method: a name in ``methods`` (default: :func:`utils.saliency.saliency_methods`, e.g.
             ``"gradient"``, ``"SmoothGrad"``, ``"Grad-CAM"``).
-        methods: ``{name: fn(model, images, target, *, device)}`` returning maps ``(N, H, W)``.
+        methods: ``{name: fn(model, images, target)}`` returning maps ``(N, H, W)``.
         probabilities: the image's :func:`class_probabilities`, if already computed.
 
     Returns:
@@ -286,7 +282,7 @@ def compute_saliency_view(model: nn.Module, image: torch.Tensor, target: int | N
     probs = class_probabilities(model, image) if probabilities is None else probabilities
     cats = getattr(model, "categories", None) or [str(i) for i in range(probs.numel())]
     target = int(probs.argmax()) if target is None else parse_class(target, cats)
-    saliency = methods[method](model, batch, [target], device=device)
+    saliency = methods[method](model, batch, [target])
     return {
         "image": image.detach().cpu(),
         "map": saliency[0].detach().float().cpu(),
@@ -312,7 +308,7 @@ def saliency_panels(view: Mapping) -> dict[str, bytes]:
 
 def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] | None = None,
                       methods: Mapping[str, Callable[..., torch.Tensor]] | None = None,
-                      method: str = "gradient", k: int = 5, device: str | torch.device | None = None):
+                      method: str = "gradient", k: int = 5):
     """An explorer of saliency maps: choose an image (a sample or an upload), a class (top-``k``
     with probabilities, or any ImageNet class by name) and a method; see image, map and overlay.
 
@@ -379,7 +375,7 @@ def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] 
             progress.value = 1
             view = compute_saliency_view(model, image_of(image_box.value), class_box.value,
                                          method_box.value, methods=methods,
-                                         probabilities=state["probabilities"], device=device)
+                                         probabilities=state["probabilities"])
             progress.value = 2
             progress.value, progress.bar_style = 3, "success"
             _publish(state, status, view, saliency_panels(view), views,
