@@ -351,3 +351,18 @@ def test_targets_for_a_model_with_other_classes():
     assert 1 <= int(ranks[0]) <= 1500
     with pytest.raises(ValueError, match=r"0\.\.1499"):
         judge_rank(large, torch.rand(3, 16, 16), 1500, resize=False)
+
+    class Bare(torch.nn.Module):
+        """A classifier that does not say how many classes it has (no .categories): 3 here."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3)
+
+        def forward(self, x):
+            return self.conv(x).mean(dim=(2, 3))
+
+    bare = Bare().eval()
+    assert class_model_run(bare, 2, steps=1, size=16).targets.tolist() == [2]
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        class_model_run(bare, 3, steps=1, size=16)

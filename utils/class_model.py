@@ -449,8 +449,9 @@ def class_model_run(model: nn.Module, target: int | Sequence[int], *, progress: 
     cfg = ClassModelSettings(**settings)
     if getattr(model, "training", False):
         raise ValueError("The model is in training mode; call model.eval() first.")
+    classes = num_classes(model)
     targets = check_target(target, 1 if _single_target(target) else len(target),  # type: ignore[arg-type]
-                           num_classes=num_classes(model))
+                           num_classes=classes)
     size = int(cfg.size if cfg.size is not None else getattr(model, "input_size", 224))
     check_positive_int(size, "size", minimum=16)
     dev = model_device(model)
@@ -474,6 +475,8 @@ def class_model_run(model: nn.Module, target: int | Sequence[int], *, progress: 
             x = random_transforms(image, cfg.augment, jitter=cfg.jitter, scale=cfg.scale,
                                   rotate=cfg.rotate, gen=gen)
             logits = model(x)
+            if step == 0 and classes is None:  # a model that does not say: check with its scores
+                check_target(targets.tolist(), k, scores=logits[:k].detach())
             value = (class_objective(logits, targets, copies=cfg.augment, objective=cfg.objective)
                      - cfg.l2 * l2_penalty(centred))
             if cfg.tv > 0:
