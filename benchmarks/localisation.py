@@ -41,9 +41,8 @@ from utils.localisation import (
     localise,
     mean_box_size,
 )
-from utils.metrics import bootstrap_interval, pointing_game
+from utils.metrics import bootstrap_interval, mass_in_box, pointing_game
 from utils.models import load_classifier
-from utils.report import mass_in_box
 from utils.saliency import saliency_map, smoothgrad
 from utils.timing import benchmark_parser, benchmark_setup, median_time
 

@@ -38,6 +38,7 @@ from utils.metrics import (
     bootstrap_interval,
     deletion_curve,
     insertion_curve,
+    mass_in_box,
     pointing_game,
     spearman,
     top_fraction_iou,
@@ -54,7 +55,6 @@ from utils.occlusion import (
     replay_lattice,
 )
 from utils.quadtree import build_quadtree, conv_macs, quadtree_conv2d
-from utils.report import mass_in_box
 from utils.saliency import saliency_map
 from utils.timing import benchmark_parser, benchmark_setup, median_time
 

@@ -17,6 +17,7 @@ from utils.metrics import (
     format_table,
     gaussian_blur,
     insertion_curve,
+    mass_in_box,
     model_randomisation,
     pointing_game,
     run_methods,
@@ -268,3 +269,24 @@ def test_compare_times_interleaves_and_reports_ratios():
     assert "ratio to fast" in result.table()
     with pytest.raises(ValueError, match="baseline"):
         compare_times({"a": lambda: None}, baseline="b")
+# --------------------------------------------------------------------------- mass_in_box
+
+def test_mass_in_box_uniform_map_is_one_and_concentrated_map_is_inverse_area():
+    maps = torch.ones(2, 10, 10)
+    maps[1] = 0
+    maps[1, 2:4, 2:7] = 1.0                     # all mass in the box below
+    areas, ratios = mass_in_box(maps, [(2, 2, 7, 4), (2, 2, 7, 4)])
+    assert areas == pytest.approx([0.1, 0.1])
+    assert ratios == pytest.approx([1.0, 10.0])
+
+
+@pytest.mark.parametrize("maps, boxes, message", [
+    (torch.ones(10, 10), [(0, 0, 5, 5)], "N, H, W"),
+    (torch.ones(2, 10, 10), [(0, 0, 5, 5)], "one box per map"),
+    (-torch.ones(1, 10, 10), [(0, 0, 5, 5)], "non-negative"),
+    (torch.zeros(1, 10, 10), [(0, 0, 5, 5)], "zero everywhere"),
+    (torch.ones(1, 10, 10), [(0, 0, 11, 5)], "not inside"),
+])
+def test_mass_in_box_rejects_bad_input(maps, boxes, message):
+    with pytest.raises(ValueError, match=message):
+        mass_in_box(maps, boxes)

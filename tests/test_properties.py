@@ -1,8 +1,12 @@
-"""Property-based tests: random shapes and values either work or raise ValueError/TypeError."""
+"""Property-based tests: random inputs give the documented result when they are valid (decided
+here, independently of the code under test) and a clear ValueError/TypeError when they are not."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +19,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 
 class _Conv(torch.nn.Module):
-    """A tiny convolutional classifier that accepts any image size (global pooling)."""
+    """A tiny convolutional classifier with 4 classes that accepts any image size (global pooling)."""
 
     def __init__(self):
         super().__init__()
@@ -27,11 +31,29 @@ class _Conv(torch.nn.Module):
 
 
 CONV = _Conv().eval()
+CLASSES = 4
 
 shapes = st.lists(st.integers(0, 5), min_size=0, max_size=5).map(tuple)
 values = st.sampled_from([0.0, 0.5, 1.0, -0.1, 1.5, float("nan"), float("inf")])
 targets = st.one_of(st.none(), st.integers(-3, 6), st.lists(st.integers(-1, 4), max_size=4),
                     st.text(max_size=3), st.floats(allow_nan=True))
+
+
+def _valid_images(shape: tuple, fill: float, dtype: torch.dtype) -> bool:
+    """The documented contract: float (N, 3, H, W) or (3, H, W), not empty, finite, in [0, 1]."""
+    return (dtype.is_floating_point and len(shape) in (3, 4) and shape[-3] == 3
+            and math.prod(shape) > 0 and math.isfinite(fill) and 0.0 <= fill <= 1.0)
+
+
+def _valid_target(target, n: int) -> bool:
+    """None, an int class of the model, or a list of ``n`` of them."""
+    if target is None:
+        return True
+    if isinstance(target, int):
+        return 0 <= target < CLASSES
+    if isinstance(target, list):
+        return len(target) == n and all(0 <= t < CLASSES for t in target)
+    return False
 
 
 @SETTINGS
@@ -42,15 +64,16 @@ def test_saliency_functions_work_or_raise_clearly(shape, fill, target, dtype):
         x = torch.full(shape, fill).to(dtype) if shape else torch.tensor(fill).to(dtype)
     except (RuntimeError, ValueError):
         return  # e.g. NaN to an integer dtype: not an input anyone can build
-    for fn in (gradient, saliency_map):
-        try:
+    n = shape[0] if len(shape) == 4 else 1
+    valid = _valid_images(shape, fill, dtype) and _valid_target(target, n)
+    for fn, out_shape in ((gradient, shape), (saliency_map, shape[:-3] + shape[-2:])):
+        if valid:
             out = fn(CONV, x, target)
-        except (ValueError, TypeError):
-            continue
-        # it worked: the input must have been a valid image batch and target
-        assert x.dim() in (3, 4) and x.shape[-3] == 3 and torch.is_floating_point(x)
-        assert torch.isfinite(out).all()
-        assert out.shape[-2:] == x.shape[-2:]
+            assert tuple(out.shape) == out_shape and torch.isfinite(out).all()
+            assert out.dtype == torch.float32
+        else:
+            with pytest.raises((ValueError, TypeError)):
+                fn(CONV, x, target)
 
 
 @SETTINGS
@@ -58,12 +81,12 @@ def test_saliency_functions_work_or_raise_clearly(shape, fill, target, dtype):
        samples=st.integers(-1, 3), noise=st.floats(-0.5, 2.0, allow_nan=False))
 def test_smoothgrad_random_sizes(h, w, n, seed, samples, noise):
     x = torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
-    try:
+    if samples >= 1 and noise >= 0:
         out = smoothgrad(CONV, x, 1, samples=samples, noise=noise, seed=seed)
-    except (ValueError, TypeError):
-        assert samples < 1 or noise < 0
-        return
-    assert out.shape == (n, h, w) and (out >= 0).all()
+        assert out.shape == (n, h, w) and (out >= 0).all() and torch.isfinite(out).all()
+    else:
+        with pytest.raises(ValueError, match="samples|noise"):
+            smoothgrad(CONV, x, 1, samples=samples, noise=noise, seed=seed)
 
 
 @SETTINGS
@@ -73,11 +96,14 @@ def test_smoothgrad_random_sizes(h, w, n, seed, samples, noise):
 def test_load_image_arrays(h, w, channels, dtype, size):
     shape = (h, w) if channels is None else (h, w, channels)
     a = (np.random.default_rng(0).random(shape) * (255 if dtype == np.uint8 else 1)).astype(dtype)
-    try:
+    valid = (size >= 1 and channels in (None, 1, 3, 4)
+             and dtype in (np.uint8, np.uint16, np.float32, np.float64, np.bool_))
+    if valid:
         t = load_image(a, size)
-    except (ValueError, TypeError):
-        return
-    assert t.shape == (3, size, size) and 0 <= float(t.min()) and float(t.max()) <= 1
+        assert t.shape == (3, size, size) and 0 <= float(t.min()) and float(t.max()) <= 1
+    else:
+        with pytest.raises((ValueError, TypeError)):
+            load_image(a, size)
 
 
 def test_linear_toy_model_property():

@@ -1,11 +1,10 @@
-"""utils.report: the mass-in-box measurement and the `make report` builder (on tiny synthetic
+"""utils.report: the `make report` builder (on tiny synthetic
 notebooks, without executing the course's notebooks and without the npm registry)."""
 
 from __future__ import annotations
 
 import nbformat
 import pytest
-import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from utils.report import (
@@ -14,34 +13,10 @@ from utils.report import (
     build_report,
     find_notebooks,
     main,
-    mass_in_box,
     preview_png,
     update_readme,
     vendor_assets,
 )
-
-# --------------------------------------------------------------------------- mass_in_box
-
-def test_mass_in_box_uniform_map_is_one_and_concentrated_map_is_inverse_area():
-    maps = torch.ones(2, 10, 10)
-    maps[1] = 0
-    maps[1, 2:4, 2:7] = 1.0                     # all mass in the box below
-    areas, ratios = mass_in_box(maps, [(2, 2, 7, 4), (2, 2, 7, 4)])
-    assert areas == pytest.approx([0.1, 0.1])
-    assert ratios == pytest.approx([1.0, 10.0])
-
-
-@pytest.mark.parametrize("maps, boxes, message", [
-    (torch.ones(10, 10), [(0, 0, 5, 5)], "N, H, W"),
-    (torch.ones(2, 10, 10), [(0, 0, 5, 5)], "one box per map"),
-    (-torch.ones(1, 10, 10), [(0, 0, 5, 5)], "non-negative"),
-    (torch.zeros(1, 10, 10), [(0, 0, 5, 5)], "zero everywhere"),
-    (torch.ones(1, 10, 10), [(0, 0, 11, 5)], "not inside"),
-])
-def test_mass_in_box_rejects_bad_input(maps, boxes, message):
-    with pytest.raises(ValueError, match=message):
-        mass_in_box(maps, boxes)
-
 
 # --------------------------------------------------------------------------- the builder
 

@@ -129,3 +129,91 @@ def test_bad_targets(target, error, match):
 def test_channel_max_checks_shape():
     with pytest.raises(ValueError):
         channel_max(torch.rand(2, 4, 5, 5))
+
+
+# ---- bounded memory: noise and path drawn batch_size at a time, same numbers --------------------
+
+def _bumpy_model(h: int, w: int, classes: int = 5) -> torch.nn.Module:
+    """A small non-linear classifier (its gradient changes with the input, unlike a linear one)."""
+    from torch import nn
+
+    from utils.models import ImageClassifier
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Softplus(), nn.Flatten(),
+                        nn.Linear(4 * h * w, classes))
+    return ImageClassifier(net, (0.5,) * 3, (0.25,) * 3, h, [str(i) for i in range(classes)], "bumpy").eval()
+
+
+def _input_grad(m, x, t):
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(m(x).gather(1, t[:, None]).sum(), x)
+    return g
+
+
+def _smoothgrad_all_at_once(m, x, t, samples, noise, seed):
+    """The former implementation: every noisy copy drawn at once (samples × N images in memory)."""
+    sigma = noise * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))
+    eps = torch.randn((samples, *x.shape), generator=torch.Generator().manual_seed(seed))
+    noisy = (x.unsqueeze(0) + eps * sigma.view(1, -1, 1, 1, 1)).reshape(-1, *x.shape[1:])
+    return _input_grad(m, noisy, t.repeat(samples)).abs().view(samples, *x.shape).mean(0)
+
+
+@pytest.mark.parametrize("h, w", [(6, 5), (5, 3), (1, 1), (8, 8)])  # 3·H·W not always a multiple of 16
+@pytest.mark.parametrize("batch_size", [1, 3, 7, 100])
+def test_smoothgrad_in_batches_equals_drawing_all_noise_at_once(h, w, batch_size):
+    m = _bumpy_model(h, w)
+    x, t = torch.rand(3, 3, h, w), torch.tensor([0, 4, 2])
+    ours = smoothgrad_attribution(m, x, t, samples=5, noise=0.3, seed=7, batch_size=batch_size)
+    ref = _smoothgrad_all_at_once(m, x, t, samples=5, noise=0.3, seed=7)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 64])
+def test_integrated_gradients_in_batches_equals_the_whole_path(batch_size):
+    from utils.saliency import integrated_gradients_attribution
+
+    m = _bumpy_model(6, 5)
+    x, t = torch.rand(2, 3, 6, 5), torch.tensor([1, 3])
+    steps, base = 6, 0.2
+    alphas = (torch.arange(steps) + 0.5) / steps  # riemann_middle, written out
+    path = torch.cat([base + a * (x - base) for a in alphas])
+    ref = _input_grad(m, path, t.repeat(steps)).view(steps, *x.shape).mean(0) * (x - base)
+    ours = integrated_gradients_attribution(m, x, t, steps=steps, method="riemann_middle",
+                                            baseline=base, batch_size=batch_size)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+# ---- targets: the model's real class count, numpy and tensor forms ------------------------------
+
+def test_targets_in_numpy_and_tensor_forms():
+    import numpy as np
+
+    m, x = linear_model(), torch.rand(2, 3, 6, 5)
+    ref = saliency_map(m, x, [1, 3])
+    for t in (np.array([1, 3]), np.array([1, 3], dtype=np.int32), torch.tensor([1, 3]),
+              (1, 3), [np.int64(1), np.int64(3)]):
+        torch.testing.assert_close(saliency_map(m, x, t), ref)
+    torch.testing.assert_close(saliency_map(m, x, np.int64(2)), saliency_map(m, x, 2))
+    with pytest.raises(TypeError, match="must hold integers"):
+        saliency_map(m, x, np.array([1.0, 3.0]))
+    with pytest.raises(TypeError, match="must hold integers"):
+        saliency_map(m, x, torch.tensor([1.0, 3.0]))
+    with pytest.raises(ValueError, match="0-D or 1-D"):
+        saliency_map(m, x, torch.tensor([[1, 3]]))
+    with pytest.raises(ValueError, match="one per image"):
+        saliency_map(m, x, np.array([1, 2, 3]))
+
+
+@pytest.mark.parametrize("classes", [4, 1500])
+def test_targets_checked_against_the_models_class_count(classes):
+    from utils.saliency import integrated_gradients_attribution
+
+    m, x = toy_linear_classifier(classes=classes), torch.rand(2, 3, 6, 5)
+    last = classes - 1
+    calls = [saliency_map, lambda m, x, t: smoothgrad(m, x, t, samples=2),
+             lambda m, x, t: integrated_gradients_attribution(m, x, t, steps=2)]
+    for call in calls:
+        assert call(m, x, last).shape[0] == 2  # the last class is valid (1499 > 1000 too)
+        with pytest.raises(ValueError, match=rf"0\.\.{last}"):
+            call(m, x, classes)

@@ -11,13 +11,14 @@ from torch import nn
 from utils.models import ImageClassifier, toy_linear_classifier
 from utils.saliency import (
     channel_max,
+    completeness_error,
     grad_cam,
     grad_cam_layer,
     gradient,
-    gradient_x_input,
-    guided_backprop,
+    gradient_x_input_attribution,
+    guided_backprop_attribution,
     guided_relus,
-    integrated_gradients,
+    integrated_gradients_attribution,
     saliency_methods,
     smoothgrad_attribution,
 )
@@ -58,12 +59,13 @@ def test_gradient_x_input_matches_captum(model, small):
 
     x, t = small
     ref = InputXGradient(model).attribute(x.clone().requires_grad_(True), target=t)
-    assert_matches(gradient_x_input(model, x, t), ref)
-    torch.testing.assert_close(gradient_x_input(model, x[0], t[0]), gradient(model, x[0], t[0]) * x[0])
+    assert_matches(gradient_x_input_attribution(model, x, t), ref)
+    torch.testing.assert_close(gradient_x_input_attribution(model, x[0], t[0]), gradient(model, x[0], t[0]) * x[0])
 
 
 @pytest.mark.parametrize("method, steps", [("gausslegendre", 5), ("riemann_trapezoid", 4),
-                                           ("riemann_middle", 3)])
+                                           ("riemann_middle", 3), ("riemann_left", 3),
+                                           ("riemann_right", 4)])
 def test_integrated_gradients_matches_captum(model, small, method, steps):
     from captum.attr import IntegratedGradients
 
@@ -71,8 +73,8 @@ def test_integrated_gradients_matches_captum(model, small, method, steps):
     ref, delta = IntegratedGradients(model).attribute(
         x.clone(), target=t, n_steps=steps, method=method, internal_batch_size=5,
         return_convergence_delta=True)
-    ours, error = integrated_gradients(model, x, t, steps=steps, method=method, batch_size=3,
-                                       return_error=True)
+    ours = integrated_gradients_attribution(model, x, t, steps=steps, method=method, batch_size=3)
+    error = completeness_error(model, x, ours, t)
     # Captum's delta is Σ attributions − (S(x) − S(x')); ours is S(x) − S(x') − Σ attributions
     gap = ref.sum(dim=(1, 2, 3)) - delta
     torch.testing.assert_close(error, (gap - ours.sum(dim=(1, 2, 3))).float(), rtol=1e-4, atol=1e-3)
@@ -91,14 +93,16 @@ def _smooth_toy() -> ImageClassifier:
 def test_integrated_gradients_error_shrinks_with_steps(model, small):
     # a smooth network: the trapezoid rule's error falls steadily with the number of steps
     toy, xt = _smooth_toy(), torch.rand(2, 3, 6, 6)
-    errors = [integrated_gradients(toy, xt, 1, steps=s, method="riemann_trapezoid",
-                                   return_error=True)[1].abs().max().item() for s in (2, 4, 8, 16, 32)]
+    def error(m, x, t, **kw):
+        return completeness_error(m, x, integrated_gradients_attribution(m, x, t, **kw), t)
+
+    errors = [error(toy, xt, 1, steps=s, method="riemann_trapezoid").abs().max().item()
+              for s in (2, 4, 8, 16, 32)]
     assert all(a > b for a, b in zip(errors, errors[1:], strict=False)), errors
     assert errors[-1] < errors[0] / 50
     # the real network (ReLU6 kinks): not monotonic for few steps, but small with many
     x, t = small[0][:1], small[1][0]
-    few, many = (abs(float(integrated_gradients(model, x, t, steps=s, method="riemann_trapezoid",
-                                                batch_size=64, return_error=True)[1][0]))
+    few, many = (abs(float(error(model, x, t, steps=s, method="riemann_trapezoid", batch_size=64)[0]))
                  for s in (4, 128))
     assert many < few / 10
 
@@ -106,12 +110,19 @@ def test_integrated_gradients_error_shrinks_with_steps(model, small):
 def test_integrated_gradients_exact_on_linear_model():
     m = toy_linear_classifier()
     x = torch.rand(2, 3, 6, 5)
-    attr, err = integrated_gradients(m, x, [0, 2], steps=2, method="riemann_trapezoid",
-                                     baseline=torch.full((3, 6, 5), 0.3), return_error=True)
-    assert err.abs().max() < 1e-4
+    base = torch.full((3, 6, 5), 0.3)
+    attr = integrated_gradients_attribution(m, x, [0, 2], steps=2, method="riemann_trapezoid",
+                                            baseline=base)
+    err = completeness_error(m, x, attr, [0, 2], baseline=base)
+    assert err.shape == (2,) and err.abs().max() < 1e-4
     torch.testing.assert_close(attr, gradient(m, x, [0, 2]) * (x - 0.3), rtol=1e-5, atol=1e-6)
-    a1, e1 = integrated_gradients(m, x[0], 1, steps=3, return_error=True)
+    a1 = integrated_gradients_attribution(m, x[0], 1, steps=3)
+    e1 = completeness_error(m, x[0], a1, 1)
     assert a1.shape == (3, 6, 5) and e1.dim() == 0
+    # a wrong baseline (not the attribution's) leaves a large error: the check can fail
+    assert completeness_error(m, x, attr, [0, 2]).abs().max() > 1e-2
+    with pytest.raises(ValueError, match="attribution must have the images' shape"):
+        completeness_error(m, x, attr[:1], [0, 2])
 
 
 @pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
@@ -125,7 +136,7 @@ def test_guided_backprop_matches_captum_on_relu6(model, small):
             if isinstance(child, nn.ReLU6):
                 setattr(parent, name, _ReLU6AsReLU(inplace=child.inplace))
     ref = GuidedBackprop(twin).attribute(x.clone().requires_grad_(True), target=t)
-    ours = guided_backprop(model, x, t)
+    ours = guided_backprop_attribution(model, x, t)
     assert_matches(ours, ref)
     assert not torch.allclose(ours, gradient(model, x, t))  # the ReLU6 were really guided
     assert no_hooks(model)
@@ -143,13 +154,13 @@ def test_guided_backprop_matches_captum_on_relu_cnn(inplace):
     m = ImageClassifier(net, (0.5,) * 3, (0.25,) * 3, 12, [str(i) for i in range(5)], "toy").eval()
     x = torch.rand(3, 3, 12, 12)
     ref = GuidedBackprop(m).attribute(x.clone().requires_grad_(True), target=[0, 3, 4])
-    assert_matches(guided_backprop(m, x, [0, 3, 4]), ref, rtol=1e-6)
+    assert_matches(guided_backprop_attribution(m, x, [0, 3, 4]), ref, rtol=1e-6)
 
 
 def test_guided_hooks_removed_even_on_error(model, small):
     x, _ = small
     with pytest.raises(ValueError, match="0..999"):
-        guided_backprop(model, x, 5000)
+        guided_backprop_attribution(model, x, 5000)
     assert no_hooks(model)
     with pytest.raises(RuntimeError, match="boom"), guided_relus(model) as n:
         assert n == sum(isinstance(m, (nn.ReLU, nn.ReLU6)) for m in model.modules()) > 0
@@ -159,7 +170,7 @@ def test_guided_hooks_removed_even_on_error(model, small):
 
 def test_guided_backprop_needs_relus():
     with pytest.raises(ValueError, match="ReLU"):
-        guided_backprop(toy_linear_classifier(), torch.rand(3, 6, 5), 0)
+        guided_backprop_attribution(toy_linear_classifier(), torch.rand(3, 6, 5), 0)
 
 
 def test_grad_cam_matches_captum(model, small):
@@ -225,20 +236,20 @@ def test_saliency_methods_shapes(model, small):
         assert maps.shape == (2, SIZE, SIZE), name
         assert torch.isfinite(maps).all(), name
     torch.testing.assert_close(methods["gradient × input"](model, x, t),
-                               channel_max(gradient_x_input(model, x, t)))
+                               channel_max(gradient_x_input_attribution(model, x, t)))
 
 
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda m, x: integrated_gradients(m, x, 0, method="simpson"), ValueError, "gausslegendre"),
-        (lambda m, x: integrated_gradients(m, x, 0, steps=1, method="riemann_left"), ValueError,
+        (lambda m, x: integrated_gradients_attribution(m, x, 0, method="simpson"), ValueError, "gausslegendre"),
+        (lambda m, x: integrated_gradients_attribution(m, x, 0, steps=1, method="riemann_left"), ValueError,
          "steps >= 2"),
-        (lambda m, x: integrated_gradients(m, x, 0, steps=0), ValueError, "steps"),
-        (lambda m, x: integrated_gradients(m, x, 0, baseline=2.0), ValueError, "baseline"),
-        (lambda m, x: integrated_gradients(m, x, 0, baseline=torch.zeros(3, 4, 4)), ValueError,
+        (lambda m, x: integrated_gradients_attribution(m, x, 0, steps=0), ValueError, "steps"),
+        (lambda m, x: integrated_gradients_attribution(m, x, 0, baseline=2.0), ValueError, "baseline"),
+        (lambda m, x: integrated_gradients_attribution(m, x, 0, baseline=torch.zeros(3, 4, 4)), ValueError,
          "shape"),
-        (lambda m, x: gradient_x_input(m, x * 3, 0), ValueError, r"\[0, 1\]"),
+        (lambda m, x: gradient_x_input_attribution(m, x * 3, 0), ValueError, r"\[0, 1\]"),
         (lambda m, x: grad_cam(m, x, 0, layer="nope"), ValueError, "named_modules"),
         (lambda m, x: grad_cam(m, x, 0, layer=nn.ReLU()), ValueError, "module of the model"),
     ],

@@ -1,35 +1,71 @@
 """saliency-course helpers: one module per concept, imported by the notebooks.
 
-Modules: ``models`` (offline classifiers), ``images`` (loading, samples), ``saliency``
-(gradient maps), ``plotting`` (figures), ``exercises`` (self-check cells), ``env`` (environment
-report). See the README for the course map.
+Modules, lower ones first (a module imports only from those above it):
+
+* ``_validation`` — argument checks shared by every function (errors that say what to change);
+* ``models`` — the offline classifiers (images in [0, 1] → scores ``S_c``);
+* ``images`` — loading images, the sample photographs, boxes through the resize-and-crop;
+* ``saliency`` — gradient maps and attributions (gradient, SmoothGrad, gradient × input,
+  integrated gradients, guided backprop, Grad-CAM, occlusion), one calling convention;
+* ``class_model`` — class-model visualisation (parameterisation, transforms, objective; presets);
+* ``localisation`` — saliency → GraphCut → box, IoU and baselines;
+* ``ilsvrc`` — the paper's ILSVRC localisation evaluation (``python -m utils.ilsvrc evaluate``);
+* ``quadtree`` — quadtree occlusion and the cost model of notebook 05;
+* ``metrics`` — faithfulness (deletion/insertion), pointing game, mass in box, sanity checks;
+* ``plotting``, ``widgets`` — figures and interactive explorers (no computation of their own);
+* ``exercises`` — the notebooks' self-check cells; ``timing`` — benchmark helpers;
+* ``report`` — ``make report``; ``offline`` — the network guard; ``env`` — environment report.
+
+Here: :func:`seed_everything` (seeds only) and :func:`deterministic` (opt-in deterministic
+algorithms, as a context manager). See the README for the course map.
 """
 
 from __future__ import annotations
 
-import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "__version__"]
+__all__ = ["seed_everything", "deterministic", "__version__"]
 __version__ = "0.1.0"
 
 
-def seed_everything(seed: int = 0, *, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a notebook gives the same numbers.
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's ``random``, NumPy and PyTorch (CPU and every CUDA device).
 
-    With ``deterministic=True`` PyTorch is also asked for deterministic algorithms where it has
-    them (``warn_only``: an operation without one warns instead of failing).
+    Only seeds: it changes no other global setting. For bit-reproducible GPU runs, also compute
+    inside :func:`deterministic`.
+
+    Raises:
+        ValueError: ``seed`` is not a non-negative int.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        if torch.backends.cudnn.is_available():
-            torch.backends.cudnn.benchmark = False
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@contextmanager
+def deterministic(*, warn_only: bool = True) -> Iterator[None]:
+    """Context manager: inside it, PyTorch uses deterministic algorithms where it has them.
+
+    Sets ``torch.use_deterministic_algorithms(True, warn_only=warn_only)`` (an operation without a
+    deterministic version warns, or raises when ``warn_only=False``) and cuDNN's
+    ``deterministic=True, benchmark=False``; the previous settings are restored on exit, also when
+    the body raises. On the CPU the course's computations are deterministic anyway; this matters
+    on a GPU.
+    """
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[2], previous[3]

@@ -6,42 +6,62 @@ sees *what to change* instead of a traceback from deep inside torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from itertools import chain
 
+import numpy as np
 import torch
 
-__all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "resolve_device",
-           "to_model", "resolve_baseline"]
+__all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "check_box",
+           "model_device", "resolve_device", "num_classes", "to_model", "resolve_baseline"]
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's parameters (or buffers); CPU for a model without either.
+
+    Every function of :mod:`utils` computes where the model is (as Captum does: there is no
+    ``device=`` argument); the images are moved to the model, never the model to the images, and
+    the results come back on the images' device.
+    """
+    return next((t.device for t in chain(model.parameters(), model.buffers())), torch.device("cpu"))
 
 
 def resolve_device(device: str | torch.device | None, model: torch.nn.Module | None = None) -> torch.device:
-    """Return the device to compute on.
+    """Return the device to compute on, for the functions that still take ``device=``.
 
-    ``device=None`` means "where the model's parameters are" (CPU for a model without
-    parameters). A string such as ``"cuda"`` is checked for availability, and against the model's
-    device: the images are moved to the model, never the model to the images.
+    ``device=None`` means "where the model's parameters are" (:func:`model_device`; CPU for a
+    model without parameters). A string such as ``"cuda"`` is checked for availability, and
+    against the model's device: the images are moved to the model, never the model to the images.
 
     Raises:
         ValueError: CUDA requested but not available, or ``device`` differs from the model's.
     """
-    model_device = None
-    if model is not None:
-        model_device = next((t.device for t in chain(model.parameters(), model.buffers())), None)
+    model_dev = None if model is None else model_device(model)
     if device is None:
-        return model_device if model_device is not None else torch.device("cpu")
+        return model_dev if model_dev is not None else torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} was requested but CUDA is not available; use 'cpu'.")
-    if model_device is not None and (
-        dev.type != model_device.type
-        or (dev.index is not None and model_device.index is not None and dev.index != model_device.index)
+    if model_dev is not None and (
+        dev.type != model_dev.type
+        or (dev.index is not None and model_dev.index is not None and dev.index != model_dev.index)
     ):
         raise ValueError(
-            f"device={str(device)!r} but the model is on {str(model_device)!r}; move the model with "
+            f"device={str(device)!r} but the model is on {str(model_dev)!r}; move the model with "
             f"model.to({str(device)!r}) or leave device=None to compute where the model is."
         )
     return dev
+
+
+def num_classes(model: torch.nn.Module) -> int | None:
+    """The model's number of classes when it says so (``len(model.categories)`` or
+    ``model.num_classes``), else ``None`` (known only from its scores)."""
+    cats = getattr(model, "categories", None)
+    if cats:
+        return len(cats)
+    n = getattr(model, "num_classes", None)
+    return int(n) if isinstance(n, int) and not isinstance(n, bool) else None
 
 
 def to_model(x: torch.Tensor, model: torch.nn.Module, device: torch.device) -> torch.Tensor:
@@ -119,32 +139,46 @@ def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.T
 
 
 def check_target(
-    target: int | Sequence[int] | torch.Tensor | None,
+    target: int | Sequence[int] | torch.Tensor | np.ndarray | None,
     n: int,
     *,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     scores: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Turn ``target`` into a long tensor of ``n`` class indices.
 
     Args:
-        target: an int (same class for every image), a sequence / 1-D tensor of ``n`` ints, or
-            ``None`` for each image's top-1 class (then ``scores`` ``(n, num_classes)`` is needed).
+        target: an int or numpy integer (same class for every image), a sequence, 1-D integer
+            tensor or 1-D numpy integer array of ``n`` class indices, or ``None`` for each image's
+            top-1 class (then ``scores`` ``(n, classes)`` is needed).
         n: batch size.
-        num_classes: classes are ``0 .. num_classes - 1``.
+        num_classes: classes are ``0 .. num_classes - 1``: the model's real count (default: the
+            width of ``scores`` when given, else only ``>= 0`` is checked).
+
+    Raises:
+        TypeError: not integers (floats, bools, strings); ValueError: wrong count, wrong rank, or
+        a class outside the model's range.
     """
+    if num_classes is None and scores is not None:
+        num_classes = scores.shape[1]
     if target is None:
         if scores is None:
             raise ValueError("target=None needs the model's scores to pick each image's top-1 class.")
         return scores.argmax(dim=1)
     if isinstance(target, bool):
         raise TypeError(f"target must be an int, a sequence of ints or None, got bool {target}.")
+    if isinstance(target, np.ndarray):
+        if target.dtype.kind not in "iu":
+            raise TypeError(f"a numpy target must hold integers, got dtype {target.dtype}; "
+                            "use e.g. np.asarray(target, dtype=int).")
+        target = torch.from_numpy(np.ascontiguousarray(target, dtype=np.int64))
     if isinstance(target, torch.Tensor):
-        values = target.flatten().tolist() if target.dim() <= 1 else None
-        if values is None:
+        if target.dim() > 1:
             raise ValueError(f"target tensor must be 0-D or 1-D, got shape {tuple(target.shape)}.")
-        if target.dim() == 0:
-            values = [int(values[0])] * n
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise TypeError(f"a target tensor must hold integers, got dtype {target.dtype}; "
+                            "use target.long().")
+        values = [int(target)] * n if target.dim() == 0 else target.tolist()
     elif isinstance(target, int) or (hasattr(target, "__index__") and not isinstance(target, str)):
         values = [int(target)] * n
     elif isinstance(target, Sequence) and not isinstance(target, str):
@@ -161,10 +195,21 @@ def check_target(
         if isinstance(v, bool) or not (isinstance(v, int) or hasattr(v, "__index__")):
             raise TypeError(f"target entries must be ints, got {v!r} ({type(v).__name__}).")
         v = int(v)
-        if not 0 <= v < num_classes:
-            raise ValueError(f"target {v} is outside the allowed class range 0..{num_classes - 1}.")
+        if v < 0 or (num_classes is not None and v >= num_classes):
+            top = "" if num_classes is None else f"..{num_classes - 1}"
+            raise ValueError(f"target {v} is outside the model's class range 0{top}.")
         out.append(v)
     return torch.tensor(out, dtype=torch.long)
+
+
+def check_box(box: Sequence[float], name: str = "box") -> tuple[float, float, float, float]:
+    """Check a box ``(x0, y0, x1, y1)`` (finite, ``x0 < x1``, ``y0 < y1``) and return it as floats."""
+    if len(box) != 4:
+        raise ValueError(f"{name} must be (x0, y0, x1, y1), got {tuple(box)}.")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 <= x0 or y1 <= y0:
+        raise ValueError(f"{name}={tuple(box)} must have finite coordinates with x0 < x1 and y0 < y1.")
+    return x0, y0, x1, y1
 
 
 def check_fraction(value: float, name: str, *, low: float = 0.0, high: float = 1.0,
@@ -191,7 +236,8 @@ def check_positive_int(value: int, name: str, *, minimum: int = 1) -> int:
 
 
 def resolve_targets(model: torch.nn.Module, x: torch.Tensor, target) -> torch.Tensor:
-    """``target`` as ``(N,)`` long on ``x``'s device; ``None`` → each image's top-1 class.
+    """``target`` as ``(N,)`` long on ``x``'s device, checked against the model's class count;
+    ``None`` → each image's top-1 class.
 
     Refuses a model in training mode (dropout and batch-norm statistics would change the scores).
     """
@@ -200,10 +246,14 @@ def resolve_targets(model: torch.nn.Module, x: torch.Tensor, target) -> torch.Te
             "The model is in training mode (dropout and batch-norm statistics would change the "
             "scores); call model.eval() first."
         )
-    if target is None:
+    classes = num_classes(model)
+    if target is None or classes is None:
         with torch.no_grad():
-            target = model(x).argmax(dim=1)
-    return check_target(target, x.shape[0]).to(x.device)
+            scores = model(x if target is None else x[:1])
+        classes = scores.shape[1]
+        if target is None:
+            target = scores.argmax(dim=1)
+    return check_target(target, x.shape[0], num_classes=classes).to(x.device)
 
 
 def resolve_baseline(baseline, x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ._validation import check_box, check_images
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -36,6 +39,7 @@ __all__ = [
     "load_sample",
     "load_samples",
     "resize_crop_box",
+    "crop_box_to_original",
     "box_mask",
     "to_numpy",
 ]
@@ -224,8 +228,6 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray | torch.Tens
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive int (e.g. 224), got {size!r}.")
     if isinstance(source, torch.Tensor):
-        from ._validation import check_images
-
         t, single = check_images(source.detach().cpu(), name="source")
         if not single:
             raise ValueError(f"load_image takes one image (3, H, W), got shape {tuple(source.shape)}.")
@@ -255,18 +257,27 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray | torch.Tens
             f"{type(source).__name__}."
         )
     im = _pil_to_rgb(im)
-    w, h = im.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh, left, top = _resize_crop_geometry(im.size, size)
     im = im.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=None)
-    left, top = (nw - size) // 2, (nh - size) // 2
     im = im.crop((left, top, left + size, top + size))
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
-def resize_crop_box(box: tuple[int, int, int, int] | list[int], original_size: tuple[int, int],
+# The resize-and-centre-crop of :func:`load_image`, and boxes mapped through it both ways.
+
+def _resize_crop_geometry(original_size: tuple[int, int], size: int) -> tuple[int, int, int, int]:
+    """``(new_width, new_height, left, top)``: the shorter side of a ``(width, height)`` image is
+    resized to ``size``, then the ``size × size`` crop starting at ``(left, top)`` is kept."""
+    w, h = original_size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    return nw, nh, (nw - size) // 2, (nh - size) // 2
+
+
+def resize_crop_box(box: Sequence[float], original_size: tuple[int, int],
                     size: int | None = None) -> tuple[int, int, int, int]:
-    """Map a box through :func:`load_image`'s resize and centre crop.
+    """Map a box through :func:`load_image`'s resize and centre crop (inverse:
+    :func:`crop_box_to_original`).
 
     Args:
         box: ``(x0, y0, x1, y1)`` in the original image's pixels, ``x1``/``y1`` exclusive.
@@ -278,13 +289,11 @@ def resize_crop_box(box: tuple[int, int, int, int] | list[int], original_size: t
     """
     size = DEFAULT_SIZE if size is None else size
     w, h = original_size
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+    x0, y0, x1, y1 = check_box(box)
+    if not (0 <= x0 and x1 <= w and 0 <= y0 and y1 <= h):
         raise ValueError(f"box {tuple(box)} is not inside a {w}×{h} image with x0 < x1 and y0 < y1.")
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh, left, top = _resize_crop_geometry(original_size, size)
     sx, sy = nw / w, nh / h
-    left, top = (nw - size) // 2, (nh - size) // 2
 
     def clip(v: float) -> int:
         return int(min(max(round(v), 0), size))
@@ -293,6 +302,19 @@ def resize_crop_box(box: tuple[int, int, int, int] | list[int], original_size: t
     if out[2] <= out[0] or out[3] <= out[1]:
         raise ValueError(f"box {tuple(box)} falls outside the centre crop of a {w}×{h} image.")
     return out
+
+
+def crop_box_to_original(box: Sequence[float], original_size: tuple[int, int],
+                         size: int | None = None) -> tuple[float, float, float, float]:
+    """Inverse of :func:`resize_crop_box`: a box in the loaded ``size × size`` crop → the original
+    ``(width, height)`` image's pixels (floats, exclusive ends, clipped to the image)."""
+    size = DEFAULT_SIZE if size is None else size
+    w, h = original_size
+    x0, y0, x1, y1 = check_box(box)
+    nw, nh, left, top = _resize_crop_geometry(original_size, size)
+    sx, sy = w / nw, h / nh
+    return (min(max((x0 + left) * sx, 0.0), w), min(max((y0 + top) * sy, 0.0), h),
+            min(max((x1 + left) * sx, 0.0), w), min(max((y1 + top) * sy, 0.0), h))
 
 
 def box_mask(box: tuple[int, int, int, int] | list[int], height: int, width: int) -> torch.Tensor:

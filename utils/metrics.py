@@ -4,6 +4,8 @@
   2018, section 4.1): remove (or insert) pixels from the most to the least salient and follow the
   class probability; a faithful map makes it fall fast (low deletion AUC) or rise fast (high
   insertion AUC). Every image of a curve goes through the model in batches.
+* :func:`mass_in_box` — the share of a map's mass inside the object's box, relative to the box's
+  area (1 = a uniform map).
 * :func:`pointing_game` — Zhang et al. (2016, section 5.1): is the map's maximum inside the
   object's box?
 * :func:`model_randomisation` — the model-parameter randomisation test of Adebayo et al. (2018,
@@ -36,10 +38,11 @@ from ._validation import (
     check_fraction,
     check_images,
     check_positive_int,
-    resolve_device,
+    model_device,
     resolve_targets,
     to_model,
 )
+from .images import box_mask
 from .saliency import Target
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "deletion_curve",
     "insertion_curve",
     "gaussian_blur",
+    "mass_in_box",
     "pointing_game",
     "cascade_layers",
     "spearman",
@@ -139,22 +143,21 @@ def _perturbation_curve(model: nn.Module, start: torch.Tensor, finish: torch.Ten
     return PerturbationCurve(torch.linspace(0, 1, steps + 1), out)
 
 
-def _curve_inputs(model, images, maps, target, steps, score, batch_size, device):
+def _curve_inputs(model, images, maps, target, steps, score, batch_size):
     batch, single = check_images(images)
     m = _check_maps(maps, batch)
     check_positive_int(steps, "steps")
     check_positive_int(batch_size, "batch_size")
     if score not in ("probability", "logit"):
         raise ValueError(f"score={score!r} is not known; choose 'probability' or 'logit'.")
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     x = to_model(batch, model, dev)
     return x, m.to(dev), resolve_targets(model, x, target)
 
 
 def deletion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
                    target: Target = None, *, steps: int = 16, baseline: float = 0.0,
-                   score: str = "probability", batch_size: int = 32,
-                   device: str | torch.device | None = None) -> PerturbationCurve:
+                   score: str = "probability", batch_size: int = 32) -> PerturbationCurve:
     """RISE deletion: replace the most salient pixels by ``baseline`` (default 0, black), in
     ``steps`` equal chunks from 0 to all pixels, and record the class ``score``.
 
@@ -168,7 +171,7 @@ def deletion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
     Returns:
         A :class:`PerturbationCurve`; ``.auc`` is ``(N,)``.
     """
-    x, m, t = _curve_inputs(model, images, maps, target, steps, score, batch_size, device)
+    x, m, t = _curve_inputs(model, images, maps, target, steps, score, batch_size)
     check_fraction(baseline, "baseline", low=0.0, high=1.0, inclusive=True)
     return _perturbation_curve(model, x, torch.full_like(x, float(baseline)), m, t, steps, score,
                                batch_size)
@@ -176,19 +179,50 @@ def deletion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
 
 def insertion_curve(model: nn.Module, images: torch.Tensor, maps: torch.Tensor,
                     target: Target = None, *, steps: int = 16, blur_kernel: int = 11,
-                    blur_sigma: float = 5.0, score: str = "probability", batch_size: int = 32,
-                    device: str | torch.device | None = None) -> PerturbationCurve:
+                    blur_sigma: float = 5.0, score: str = "probability", batch_size: int = 32
+                    ) -> PerturbationCurve:
     """RISE insertion: start from a blurred copy (:func:`gaussian_blur`, RISE's 11×11, σ = 5) and
     put back the original pixels, most salient first. Higher AUC = better.
 
     Same arguments and cost as :func:`deletion_curve`.
     """
-    x, m, t = _curve_inputs(model, images, maps, target, steps, score, batch_size, device)
+    x, m, t = _curve_inputs(model, images, maps, target, steps, score, batch_size)
     canvas = gaussian_blur(x, kernel=blur_kernel, sigma=blur_sigma)
     return _perturbation_curve(model, canvas, x, m, t, steps, score, batch_size)
 
 
 # --------------------------------------------------------------------------- pointing game
+
+def mass_in_box(maps: torch.Tensor, boxes: Sequence[Sequence[int]]) -> tuple[list[float], list[float]]:
+    """How much of each saliency map lies inside its object's box, relative to the box's area.
+
+    Args:
+        maps: ``(N, H, W)`` non-negative saliency maps (e.g. :func:`utils.saliency.saliency_map`).
+        boxes: N boxes ``(x0, y0, x1, y1)`` in the maps' pixels, exclusive ends (``Sample.box``).
+
+    Returns:
+        ``(areas, ratios)``, two lists of N floats: the box's share of the image in (0, 1], and the
+        map's share of its total mass inside the box divided by that area (1 = no better than a
+        uniform map; ``1 / area`` = all the mass inside).
+    """
+    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
+        raise ValueError(f"maps must be a tensor (N, H, W), got {getattr(maps, 'shape', type(maps))}.")
+    if len(boxes) != maps.shape[0]:
+        raise ValueError(f"Got {maps.shape[0]} maps and {len(boxes)} boxes; give one box per map.")
+    if (maps < 0).any():
+        raise ValueError("maps must be non-negative (take .abs() or a channel max first).")
+    h, w = maps.shape[1:]
+    areas, ratios = [], []
+    for m, box in zip(maps, boxes, strict=True):
+        inside = box_mask(box, h, w).to(m.device)
+        area = inside.float().mean().item()
+        total = m.sum().item()
+        if total <= 0:
+            raise ValueError("A map is zero everywhere; its mass in the box is undefined.")
+        areas.append(area)
+        ratios.append(m[inside].sum().item() / total / area)
+    return areas, ratios
+
 
 def pointing_game(maps: torch.Tensor, boxes: Sequence[Sequence[int]], *, tolerance: int = 15
                   ) -> torch.Tensor:
@@ -329,8 +363,8 @@ def _reinitialise(modules: Sequence[nn.Module], seed: int) -> None:
 
 
 def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, method: MapFn, *,
-                        layers: list[tuple[str, list[nn.Module]]] | None = None, seed: int = 0,
-                        device: str | torch.device | None = None) -> SanityCheck:
+                        layers: list[tuple[str, list[nn.Module]]] | None = None, seed: int = 0
+                        ) -> SanityCheck:
     """Cascading model-parameter randomisation (Adebayo et al., 2018, section 3.1).
 
     On a deep copy of ``model`` (the caller's model is never modified), re-initialise the layer
@@ -340,7 +374,7 @@ def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, 
     ``method`` for the *same* target classes and compare it with the original map.
 
     Args:
-        method: ``fn(model, images, target, device=...)`` → maps ``(N, H, W)``, e.g. one of
+        method: ``fn(model, images, target)`` → maps ``(N, H, W)``, e.g. one of
             :func:`utils.saliency.saliency_methods`.
         target: as usual; ``None`` → the original model's top-1 classes, kept for every step.
         layers: the groups, as names and modules **of ``model``** (default
@@ -350,7 +384,7 @@ def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, 
         A :class:`SanityCheck`. Cost: ``L + 1`` calls of ``method``.
     """
     batch, _ = check_images(images)
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     x = to_model(batch, model, dev)
     targets = resolve_targets(model, x, target).tolist()
     groups = cascade_layers(model) if layers is None else layers
@@ -361,13 +395,13 @@ def model_randomisation(model: nn.Module, images: torch.Tensor, target: Target, 
         if missing:
             raise ValueError(f"layer group {name!r} holds modules that are not part of the model.")
         resolved.append((name, [names_of[id(m)] for m in mods]))
-    original = method(model, x, targets, device=dev).detach()
+    original = method(model, x, targets).detach()
     twin = copy.deepcopy(model).eval()
     twin_modules = dict(twin.named_modules())
     maps = [original.cpu()]
     for k, (_, mod_names) in enumerate(resolved):
         _reinitialise([twin_modules[n] for n in mod_names], seed + k)
-        maps.append(method(twin, x, targets, device=dev).detach().cpu())
+        maps.append(method(twin, x, targets).detach().cpu())
     corr = np.array([[spearman(maps[0][i], mk[i]) for mk in maps] for i in range(x.shape[0])])
     return SanityCheck(["original"] + [n for n, _ in resolved], corr, torch.stack(maps))
 
@@ -416,8 +450,7 @@ class MethodRun:
 
 
 def run_methods(methods: dict[str, MapFn], model: nn.Module, images: torch.Tensor,
-                target: Target = None, *, device: str | torch.device | None = None
-                ) -> dict[str, MethodRun]:
+                target: Target = None) -> dict[str, MethodRun]:
     """Compute each method's maps once, timing it and counting its passes.
 
     Returns:
@@ -425,7 +458,7 @@ def run_methods(methods: dict[str, MapFn], model: nn.Module, images: torch.Tenso
         image, backward passes per image)}``. Seconds are wall-clock and vary between runs.
     """
     batch, _ = check_images(images)
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     x = to_model(batch, model, dev)
     n = x.shape[0]
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -434,7 +467,7 @@ def run_methods(methods: dict[str, MapFn], model: nn.Module, images: torch.Tenso
         with count_passes(model) as c:
             sync()
             t0 = time.perf_counter()
-            maps = fn(model, x, target, device=dev)
+            maps = fn(model, x, target)
             sync()
             seconds = time.perf_counter() - t0
         runs[name] = MethodRun(maps.detach().cpu(), seconds / n, c.forward / n, c.backward / n)

@@ -36,8 +36,8 @@ from ._validation import (
     check_images,
     check_positive_int,
     check_target,
+    model_device,
     resolve_baseline,
-    resolve_device,
     to_model,
 )
 
@@ -136,13 +136,13 @@ def field_to_map(field: torch.Tensor, size: tuple[int, int], *, patch: int = PAT
     return (num / cnt).float()
 
 
-def _prepare(model: nn.Module, images: torch.Tensor, target, baseline, device):
+def _prepare(model: nn.Module, images: torch.Tensor, target, baseline):
     """Validate; return ``(x (N,3,H,W) on the device, targets (N,), clean scores (N,), baselines)``."""
     if model.training:
         raise ValueError("The model is in training mode (dropout and batch-norm statistics would change the "
                          "scores); call model.eval() first.")
     batch, single = check_images(images)
-    x = to_model(batch, model, resolve_device(device, model))
+    x = to_model(batch, model, model_device(model))
     with torch.no_grad():
         scores = model(x)
     if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
@@ -174,7 +174,7 @@ def _lattice(size, patch: int, stride: int, offset: Offset) -> tuple[list[int], 
 
 def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
                     patch: int = PATCH, stride: int = STRIDE, baseline=BASELINE, offset: Offset = 0,
-                    batch_size: int = 64, device: str | torch.device | None = None) -> torch.Tensor:
+                    batch_size: int = 64) -> torch.Tensor:
     """The score drop of every sliding-window position of one image, ``(Py, Px)`` (a pass each).
 
     ``field_to_map(occlusion_field(...), (H, W), patch=p, stride=s)`` is :func:`occlusion`'s map;
@@ -188,7 +188,7 @@ def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = 
     Returns:
         ``(Py, Px)`` float32 on the image's device.
     """
-    x, t, clean, base, single = _prepare(model, image, target, baseline, device)
+    x, t, clean, base, single = _prepare(model, image, target, baseline)
     if not single:
         raise ValueError(f"occlusion_field takes one image (3, H, W), got shape {tuple(image.shape)}.")
     check_positive_int(batch_size, "batch_size")
@@ -199,8 +199,7 @@ def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = 
 
 
 def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, patch: int = PATCH,
-              stride: int = STRIDE, baseline=BASELINE, batch_size: int = 64,
-              device: str | torch.device | None = None) -> torch.Tensor:
+              stride: int = STRIDE, baseline=BASELINE, batch_size: int = 64) -> torch.Tensor:
     """Occlusion saliency (Zeiler & Fergus, 2014, section 4.2) with a sliding square window.
 
     Each ``patch × patch`` window (all three channels), at ``0, s, 2s, …`` along each axis (the
@@ -224,7 +223,7 @@ def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, patch: int
         ``(N, H, W)`` (``(H, W)`` for one image) float32 on the images' device, signed, in units of
         ``S_c``.
     """
-    x, t, clean, base, single = _prepare(model, images, target, baseline, device)
+    x, t, clean, base, single = _prepare(model, images, target, baseline)
     check_positive_int(batch_size, "batch_size")
     h, w = x.shape[-2:]
     ys, xs = _lattice((h, w), patch, stride, 0)
@@ -431,8 +430,8 @@ class QuadtreeOcclusion:
 def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None = None, *,
                        patch: int = PATCH, stride: int = STRIDE, max_passes: int | None = None,
                        rule: str = "max", start: int = 7, refine: int = 4, min_size: int | None = None,
-                       baseline=BASELINE, offset: Offset = 0, batch_size: int = 64,
-                       device: str | torch.device | None = None) -> QuadtreeOcclusion:
+                       baseline=BASELINE, offset: Offset = 0, batch_size: int = 64
+                       ) -> QuadtreeOcclusion:
     """Coarse-to-fine occlusion: probe a few sliding-window positions, refine a quadtree where it matters.
 
     The sliding window (:func:`occlusion`) occludes a ``patch × patch`` square at every position of
@@ -444,7 +443,7 @@ def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None
     With a budget of every position it *is* the sliding window's map.
 
     Args:
-        model, image, target, baseline, batch_size, device: as :func:`occlusion` (one image).
+        model, image, target, baseline, batch_size: as :func:`occlusion` (one image).
         patch, stride: the sliding window's occluder and lattice step (pixels).
         max_passes: budget of occluded forward passes (the clean pass is extra); ``None``:
             :data:`RECOMMENDED_PASSES` (72).
@@ -458,7 +457,7 @@ def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None
         :class:`QuadtreeOcclusion`. At 224² with the defaults: 64 level-0 passes and up to 8 more,
         plus the clean image: at most 73 forward passes (sliding window: 730).
     """
-    x, t, clean, base, single = _prepare(model, image, target, baseline, device)
+    x, t, clean, base, single = _prepare(model, image, target, baseline)
     if not single:
         raise ValueError(f"quadtree_occlusion takes one image (3, H, W), got shape {tuple(image.shape)}.")
     check_positive_int(batch_size, "batch_size")  # max_passes: checked by refine_lattice
@@ -637,7 +636,7 @@ def probe_macs(model: nn.Module, patch: int = PATCH, position: tuple[int, int] |
 
     image = torch.full((1, 3, image_size, image_size), 0.5)
     image[:, :, pos[0] : pos[0] + patch, pos[1] : pos[1] + patch] = float("nan")
-    dev = resolve_device(None, model)
+    dev = model_device(model)
     with _hooks(layers, count), torch.no_grad():
         model(to_model(image, model, dev))
     return ProbeMACs(rows, patch, pos, image_size)

@@ -1,5 +1,4 @@
-"""The course's report: ``make report`` (``python -m utils.report``), and the small measurements
-that notebook 07 needs and no other module has (:func:`mass_in_box`).
+"""The course's report: ``make report`` (``python -m utils.report``).
 
 ``python -m utils.report [--out reports] [--no-execute] [--offline-assets auto|yes|no]
 [--timeout 900] [--notebooks DIR]``
@@ -53,7 +52,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["mass_in_box", "NotebookPage", "find_notebooks", "vendor_assets", "build_report",
+__all__ = ["NotebookPage", "find_notebooks", "vendor_assets", "build_report",
            "preview_png", "update_readme", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,41 +78,6 @@ _LOADER_JS = r"""window.MathJax = {
   document.head.appendChild(script);
 })();
 """
-
-
-# --------------------------------------------------------------------------- measurements
-
-def mass_in_box(maps: torch.Tensor, boxes: Sequence[Sequence[int]]) -> tuple[list[float], list[float]]:
-    """How much of each saliency map lies inside its object's box, relative to the box's area.
-
-    Args:
-        maps: ``(N, H, W)`` non-negative saliency maps (e.g. :func:`utils.saliency.saliency_map`).
-        boxes: N boxes ``(x0, y0, x1, y1)`` in the maps' pixels, exclusive ends (``Sample.box``).
-
-    Returns:
-        ``(areas, ratios)``, two lists of N floats: the box's share of the image in (0, 1], and the
-        map's share of its total mass inside the box divided by that area (1 = no better than a
-        uniform map; ``1 / area`` = all the mass inside).
-    """
-    if not isinstance(maps, torch.Tensor) or maps.dim() != 3:
-        raise ValueError(f"maps must be a tensor (N, H, W), got {getattr(maps, 'shape', type(maps))}.")
-    if len(boxes) != maps.shape[0]:
-        raise ValueError(f"Got {maps.shape[0]} maps and {len(boxes)} boxes; give one box per map.")
-    if (maps < 0).any():
-        raise ValueError("maps must be non-negative (take .abs() or a channel max first).")
-    from .images import box_mask
-
-    h, w = maps.shape[1:]
-    areas, ratios = [], []
-    for m, box in zip(maps, boxes, strict=True):
-        inside = box_mask(box, h, w).to(m.device)
-        area = inside.float().mean().item()
-        total = m.sum().item()
-        if total <= 0:
-            raise ValueError("A map is zero everywhere; its mass in the box is undefined.")
-        areas.append(area)
-        ratios.append(m[inside].sum().item() / total / area)
-    return areas, ratios
 
 
 # --------------------------------------------------------------------------- the builder

@@ -6,9 +6,13 @@ Calling convention shared by every method here (and by later ones added beside t
   ``S_c``, pre-softmax). Any ``nn.Module`` with that contract works.
 * ``images`` — ``(N, 3, H, W)`` float in [0, 1], or one image ``(3, H, W)`` (then the batch dimension
   is dropped from the result).
-* ``target`` — an int (every image), a sequence of N ints, or ``None`` (each image's top-1 class).
-* ``device`` — where to compute; ``None`` = the model's device. Results come back on the images'
-  device.
+* ``target`` — an int (every image), a sequence, 1-D tensor or numpy array of N ints, or ``None``
+  (each image's top-1 class); checked against the model's number of classes.
+* no ``device`` argument (as in Captum): the work is done where the model is, and the results come
+  back on the images' device.
+* the name tells the shape: ``*_attribution`` (and :func:`gradient`) return ``(N, 3, H, W)``, a
+  map (``saliency_map``, ``smoothgrad``, ``grad_cam``) returns ``(N, H, W)``;
+  :func:`channel_max` turns an attribution into a map.
 
 The image-specific class saliency is the derivative of the class score with respect to the image,
 ``w = ∂S_c/∂I`` at the image ``I₀`` (the weight of the first-order Taylor expansion
@@ -17,9 +21,11 @@ The image-specific class saliency is the derivative of the class score with resp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,19 +34,20 @@ from ._validation import (
     check_images,
     check_positive_int,
     check_target,
+    model_device,
     resolve_baseline,
-    resolve_device,
     resolve_targets,
     to_model,
 )
 from .occlusion import occlusion  # re-exported: one calling convention for every map
 
 __all__ = ["gradient", "saliency_map", "channel_max", "smoothgrad_attribution", "smoothgrad",
-           "gradient_x_input", "integrated_gradients", "IG_METHODS", "guided_backprop",
+           "gradient_x_input_attribution", "integrated_gradients_attribution", "IG_METHODS",
+           "completeness_error", "guided_backprop_attribution",
            "guided_relus", "GUIDED_ACTIVATIONS", "grad_cam", "grad_cam_layer", "occlusion",
            "saliency_methods"]
 
-Target = int | Sequence[int] | torch.Tensor | None
+Target = int | Sequence[int] | torch.Tensor | np.ndarray | None
 
 
 def _class_scores_and_grad(model: nn.Module, batch: torch.Tensor, target: Target
@@ -69,18 +76,15 @@ def _class_scores_and_grad(model: nn.Module, batch: torch.Tensor, target: Target
     return grad, t
 
 
-def gradient(model: nn.Module, images: torch.Tensor, target: Target = None, *,
-             device: str | torch.device | None = None) -> torch.Tensor:
+def gradient(model: nn.Module, images: torch.Tensor, target: Target = None) -> torch.Tensor:
     """The class-score gradient ``w = ∂S_c/∂I`` at the image.
 
     Returns:
         ``(N, 3, H, W)`` (``(3, H, W)`` for one image), same dtype as float32, signed, unbounded.
     """
     batch, single = check_images(images)
-    dev = resolve_device(device, model)
-    grad, _ = _class_scores_and_grad(model, to_model(batch, model, dev), target)
-    grad = grad.to(images.device)
-    return grad[0] if single else grad
+    grad, _ = _class_scores_and_grad(model, to_model(batch, model, model_device(model)), target)
+    return _finish(grad, images, single)
 
 
 def channel_max(attribution: torch.Tensor) -> torch.Tensor:
@@ -90,8 +94,7 @@ def channel_max(attribution: torch.Tensor) -> torch.Tensor:
     return attribution.abs().amax(dim=-3)
 
 
-def saliency_map(model: nn.Module, images: torch.Tensor, target: Target = None, *,
-                 device: str | torch.device | None = None) -> torch.Tensor:
+def saliency_map(model: nn.Module, images: torch.Tensor, target: Target = None) -> torch.Tensor:
     """The image-specific class saliency map ``M_ij = max_c |∂S_c/∂I_{ijc}|`` (paper, eq. 3).
 
     One forward and one backward pass for the whole batch.
@@ -100,20 +103,47 @@ def saliency_map(model: nn.Module, images: torch.Tensor, target: Target = None, 
         ``(N, H, W)`` (``(H, W)`` for one image), non-negative, in the units of ``S_c`` per unit
         of image intensity (not normalised; divide by ``.amax()`` to display).
     """
-    return channel_max(gradient(model, images, target, device=device))
+    return channel_max(gradient(model, images, target))
+
+
+def _noise_batches(gen: torch.Generator, total: int, shape: torch.Size, rows: int
+                   ) -> Iterator[torch.Tensor]:
+    """Standard-normal images ``(rows, *shape)`` (the last batch shorter): the stream of ``total``
+    images that one call ``torch.randn((total, *shape), generator=gen)`` gives, drawn a few at a
+    time so that only about ``rows`` of them are in memory.
+
+    PyTorch's CPU ``randn`` fills blocks of 16 numbers (Box–Muller on 16 uniforms; a last partial
+    block is redrawn), so consecutive draws continue one stream exactly when every draw but the
+    last is a multiple of 16 numbers and the last one has at least 16: the draws are sized so.
+    """
+    per_row = math.prod(shape)
+    align = 16 // math.gcd(16, per_row)
+    buffer = torch.empty((0, *shape))
+    drawn = 0
+    for start in range(0, total, rows):
+        need = min(rows, total - start)
+        if buffer.shape[0] < need:
+            extra = min(-(-(need - buffer.shape[0]) // align) * align, total - drawn)
+            if (total - drawn - extra) * per_row < 16:
+                extra = total - drawn
+            buffer = torch.cat([buffer, torch.randn((extra, *shape), generator=gen)])
+            drawn += extra
+        yield buffer[:need]
+        buffer = buffer[need:]
 
 
 def smoothgrad_attribution(model: nn.Module, images: torch.Tensor, target: Target = None, *,
                            samples: int = 32, noise: float = 0.15, seed: int = 0,
-                           batch_size: int = 16, device: str | torch.device | None = None
-                           ) -> torch.Tensor:
+                           batch_size: int = 16) -> torch.Tensor:
     """SmoothGrad of the absolute gradient (Smilkov et al., 2017), per colour channel.
 
     ``mean_k |∂S_c/∂I (I + ε_k)|`` with ``ε_k ~ N(0, σ²)``, ``σ = noise · (max(I) − min(I))`` per
     image: what Captum's ``NoiseTunnel(Saliency(model)).attribute(..., nt_type='smoothgrad',
-    abs=True)`` computes. The noise is drawn on the CPU from ``seed`` (the same on every device) and
-    the noisy copies go through the model ``batch_size`` at a time. When ``target`` is ``None`` it is
-    each clean image's top-1 class.
+    abs=True)`` computes. The noise is drawn on the CPU from ``seed`` (the same on every device),
+    ``batch_size`` noisy copies at a time, each batch going through the model as it is drawn:
+    memory grows with ``batch_size``, not with ``samples``, and the numbers are those of one draw
+    of all ``samples × N`` noise images (sample-major). When ``target`` is ``None`` it is each clean
+    image's top-1 class.
 
     Returns:
         ``(N, 3, H, W)`` (``(3, H, W)`` for one image), non-negative.
@@ -122,28 +152,25 @@ def smoothgrad_attribution(model: nn.Module, images: torch.Tensor, target: Targe
     check_positive_int(samples, "samples")
     check_positive_int(batch_size, "batch_size")
     check_fraction(noise, "noise", low=0.0, high=10.0, inclusive=True)
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     x = to_model(batch, model, dev)
     targets = resolve_targets(model, x, target)
     sigma = noise * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))  # (N,)
     gen = torch.Generator().manual_seed(seed)
-    eps = torch.randn((samples, *x.shape), generator=gen).to(dev) * sigma.view(1, -1, 1, 1, 1)
-    noisy = (x.unsqueeze(0) + eps).reshape(-1, *x.shape[1:])  # (samples·N, 3, H, W), sample-major
-    noisy_targets = targets.repeat(samples)
     total = torch.zeros_like(x)
     n = x.shape[0]
-    for start in range(0, noisy.shape[0], batch_size):
-        chunk = slice(start, start + batch_size)
-        grad, _ = _class_scores_and_grad(model, noisy[chunk], noisy_targets[chunk])
-        idx = torch.arange(start, start + grad.shape[0], device=dev) % n
+    noise_batches = _noise_batches(gen, samples * n, x.shape[1:], batch_size)
+    for start, eps in zip(range(0, samples * n, batch_size), noise_batches, strict=True):
+        idx = torch.arange(start, start + eps.shape[0], device=dev) % n  # sample-major rows
+        noisy = x[idx] + eps.to(dev) * sigma[idx].view(-1, 1, 1, 1)
+        grad, _ = _class_scores_and_grad(model, noisy, targets[idx])
         total.index_add_(0, idx, grad.abs())
-    out = (total / samples).to(images.device)
-    return out[0] if single else out
+    return _finish(total / samples, images, single)
 
 
 def smoothgrad(model: nn.Module, images: torch.Tensor, target: Target = None, *,
-               samples: int = 32, noise: float = 0.15, seed: int = 0, batch_size: int = 16,
-               device: str | torch.device | None = None) -> torch.Tensor:
+               samples: int = 32, noise: float = 0.15, seed: int = 0, batch_size: int = 16
+               ) -> torch.Tensor:
     """SmoothGrad saliency map: the channel max of :func:`smoothgrad_attribution`.
 
     Much less noisy than :func:`saliency_map` on this course's default network (32 samples at
@@ -153,7 +180,7 @@ def smoothgrad(model: nn.Module, images: torch.Tensor, target: Target = None, *,
         ``(N, H, W)`` (``(H, W)`` for one image), non-negative.
     """
     return channel_max(smoothgrad_attribution(model, images, target, samples=samples, noise=noise,
-                                              seed=seed, batch_size=batch_size, device=device))
+                                              seed=seed, batch_size=batch_size))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,8 +209,8 @@ def _selected_scores(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -
     return scores.gather(1, targets[:, None].to(scores.device))[:, 0]
 
 
-def gradient_x_input(model: nn.Module, images: torch.Tensor, target: Target = None, *,
-                     device: str | torch.device | None = None) -> torch.Tensor:
+def gradient_x_input_attribution(model: nn.Module, images: torch.Tensor, target: Target = None
+                                 ) -> torch.Tensor:
     """Gradient × input, ``I ⊙ ∂S_c/∂I`` (Shrikumar et al., 2016; Captum's ``InputXGradient``).
 
     The input is the image in [0, 1] (the model normalises inside), so a black pixel gets zero
@@ -193,8 +220,7 @@ def gradient_x_input(model: nn.Module, images: torch.Tensor, target: Target = No
         ``(N, 3, H, W)`` (``(3, H, W)`` for one image), signed; :func:`channel_max` makes a map.
     """
     batch, single = check_images(images)
-    dev = resolve_device(device, model)
-    x = to_model(batch, model, dev)
+    x = to_model(batch, model, model_device(model))
     grad, _ = _class_scores_and_grad(model, x, target)
     return _finish(grad * x, images, single)
 
@@ -229,58 +255,78 @@ def _ig_nodes(steps: int, method: str) -> tuple[list[float], list[float]]:
     return alphas.tolist(), deltas
 
 
-def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target = None, *,
-                         baseline: float | torch.Tensor = 0.0, steps: int = 32,
-                         method: str = "gausslegendre", batch_size: int = 32,
-                         return_error: bool = False, device: str | torch.device | None = None
-                         ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def integrated_gradients_attribution(model: nn.Module, images: torch.Tensor, target: Target = None,
+                                     *, baseline: float | torch.Tensor = 0.0, steps: int = 32,
+                                     method: str = "gausslegendre", batch_size: int = 32
+                                     ) -> torch.Tensor:
     """Integrated gradients (Sundararajan, Taly & Yan, 2017, section 3).
 
     ``IG_i(x) = (x_i − x'_i) · ∫₀¹ ∂S_c/∂I_i (x' + α (x − x')) dα``, the integral approximated by
     ``steps`` nodes of ``method`` (the quadratures of Captum's ``IntegratedGradients``:
     ``"gausslegendre"`` — Captum's default — or ``"riemann_trapezoid"``, ``"riemann_left"``,
     ``"riemann_right"``, ``"riemann_middle"``; identical to Captum's except the trapezoid rule,
-    whose weights here sum to 1 as they should, Captum's to ``1 − 1/steps``). The ``steps · N`` interpolated images go through
-    the model ``batch_size`` at a time: ``steps`` forward and backward passes per image, plus two
-    forward passes for the completeness error.
+    whose weights here sum to 1 as they should, Captum's to ``1 − 1/steps``). The ``steps · N``
+    interpolated images are built and go through the model ``batch_size`` at a time (memory grows
+    with ``batch_size``, not ``steps``): ``steps`` forward and backward passes per image.
+    :func:`completeness_error` measures how far the sum of the attribution is from the exact
+    integral.
 
     Args:
         baseline: the reference image ``x'``: a grey level in [0, 1] (default 0 = black) or
             images ``(3, H, W)`` / ``(N, 3, H, W)`` in [0, 1].
         steps: number of quadrature nodes (≥ 1; ≥ 2 for the Riemann rules).
-        return_error: also return the completeness error.
 
     Returns:
-        The attribution ``(N, 3, H, W)`` (``(3, H, W)`` for one image), signed, in units of
-        ``S_c``. With ``return_error=True``, ``(attribution, error)`` where ``error`` ``(N,)``
-        (a 0-D tensor for one image) is ``S_c(x) − S_c(x') − Σ_i IG_i(x)``: zero for the exact
-        integral (the completeness axiom), shrinking as ``steps`` grows.
+        ``(N, 3, H, W)`` (``(3, H, W)`` for one image), signed, in units of ``S_c``;
+        :func:`channel_max` makes a map.
     """
     batch, single = check_images(images)
     check_positive_int(steps, "steps")
     check_positive_int(batch_size, "batch_size")
     alphas, weights = _ig_nodes(steps, method)
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     x = to_model(batch, model, dev)
     base = resolve_baseline(baseline, x)
     targets = resolve_targets(model, x, target)
     n = x.shape[0]
-    alpha = torch.tensor(alphas, device=dev, dtype=x.dtype).view(-1, 1, 1, 1, 1)
+    alpha = torch.tensor(alphas, device=dev, dtype=x.dtype)
     weight = torch.tensor(weights, device=dev, dtype=x.dtype)
-    path = (base.unsqueeze(0) + alpha * (x - base).unsqueeze(0)).reshape(-1, *x.shape[1:])
-    path_targets = targets.repeat(steps)  # step-major, as the path
+    diff = x - base
     total = torch.zeros_like(x)
-    for start in range(0, path.shape[0], batch_size):
-        chunk = slice(start, start + batch_size)
-        grad, _ = _class_scores_and_grad(model, path[chunk], path_targets[chunk])
-        k = torch.arange(start, start + grad.shape[0], device=dev)
+    for start in range(0, steps * n, batch_size):
+        k = torch.arange(start, min(start + batch_size, steps * n), device=dev)  # step-major rows
+        path = base[k % n] + alpha[k // n].view(-1, 1, 1, 1) * diff[k % n]
+        grad, _ = _class_scores_and_grad(model, path, targets[k % n])
         total.index_add_(0, k % n, grad * weight[k // n].view(-1, 1, 1, 1))
-    attribution = total * (x - base)
-    if not return_error:
-        return _finish(attribution, images, single)
+    return _finish(total * diff, images, single)
+
+
+def completeness_error(model: nn.Module, images: torch.Tensor, attribution: torch.Tensor,
+                       target: Target = None, *, baseline: float | torch.Tensor = 0.0
+                       ) -> torch.Tensor:
+    """``S_c(x) − S_c(x') − Σ_i a_i``: how far an attribution is from the completeness axiom.
+
+    Zero for exact integrated gradients (Sundararajan et al., 2017, proposition 1), shrinking as
+    :func:`integrated_gradients_attribution`'s ``steps`` grows. Two forward passes.
+
+    Args:
+        attribution: ``(N, 3, H, W)`` (``(3, H, W)`` for one image) for ``images``.
+        target: as given to the attribution (``None``: each image's top-1 class).
+        baseline: the baseline ``x'`` the attribution used.
+
+    Returns:
+        ``(N,)`` in units of ``S_c`` (a 0-D tensor for one image).
+    """
+    batch, single = check_images(images)
+    attr = attribution.unsqueeze(0) if single else attribution
+    if tuple(attr.shape) != tuple(batch.shape):
+        raise ValueError(f"attribution must have the images' shape {tuple(images.shape)}, got "
+                         f"{tuple(attribution.shape)}.")
+    x = to_model(batch, model, model_device(model))
+    base = resolve_baseline(baseline, x)
+    targets = resolve_targets(model, x, target)
     gap = _selected_scores(model, x, targets) - _selected_scores(model, base, targets)
-    error = gap - attribution.sum(dim=(1, 2, 3))
-    return _finish(attribution, images, single), _finish(error, images, single)
+    return _finish(gap - attr.to(x.device).sum(dim=(1, 2, 3)), images, single)
 
 
 GUIDED_ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
@@ -324,8 +370,8 @@ def guided_relus(model: nn.Module) -> Iterator[int]:
             h.remove()
 
 
-def guided_backprop(model: nn.Module, images: torch.Tensor, target: Target = None, *,
-                    device: str | torch.device | None = None) -> torch.Tensor:
+def guided_backprop_attribution(model: nn.Module, images: torch.Tensor, target: Target = None
+                                ) -> torch.Tensor:
     """Guided backpropagation (Springenberg et al., 2015): the gradient with every ReLU/ReLU6
     passing back only positive gradients (see :func:`guided_relus`).
 
@@ -341,7 +387,7 @@ def guided_backprop(model: nn.Module, images: torch.Tensor, target: Target = Non
         ValueError: the model has no ReLU/ReLU6 module (guided backprop would be the gradient).
     """
     batch, single = check_images(images)
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     with guided_relus(model) as hooked:
         if hooked == 0:
             raise ValueError(
@@ -394,8 +440,7 @@ def _resolve_layer(model: nn.Module, layer: nn.Module | str | None) -> nn.Module
 
 
 def grad_cam(model: nn.Module, images: torch.Tensor, target: Target = None, *,
-             layer: nn.Module | str | None = None, upsample: bool = True,
-             device: str | torch.device | None = None) -> torch.Tensor:
+             layer: nn.Module | str | None = None, upsample: bool = True) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al., 2017, section 3): ``ReLU(Σ_k α_k A^k)`` with
     ``α_k = mean_{ij} ∂S_c/∂A^k_{ij}``, at a convolutional ``layer`` (default
     :func:`grad_cam_layer`), bilinearly upsampled to the image (``align_corners=False``).
@@ -411,7 +456,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: Target = None, *,
     import torch.nn.functional as F
 
     batch, single = check_images(images)
-    dev = resolve_device(device, model)
+    dev = model_device(model)
     module = _resolve_layer(model, layer)
     if model.training:
         raise ValueError("The model is in training mode; call model.eval() first.")
@@ -443,22 +488,26 @@ def saliency_methods(*, samples: int = 32, noise: float = 0.15, steps: int = 32,
     """Every map of this module under one signature, for galleries, tables and metrics.
 
     Returns:
-        ``{name: fn}`` where ``fn(model, images, target=None, *, device=None)`` returns maps
-        ``(N, H, W)``: the channel max of the absolute attribution for the gradient family
-        (gradient, SmoothGrad, gradient × input, integrated gradients, guided backprop), the
-        upsampled Grad-CAM, and the (signed) occlusion score drop.
+        ``{name: fn}`` where ``fn(model, images, target=None)`` returns maps ``(N, H, W)``: the
+        channel max of the absolute attribution for the gradient family (gradient, SmoothGrad,
+        gradient × input, integrated gradients, guided backprop), the upsampled Grad-CAM, and the
+        (signed) occlusion score drop.
     """
-    sg = dict(samples=samples, noise=noise, batch_size=batch_size)
+    def smooth(m, x, t=None):
+        return smoothgrad(m, x, t, samples=samples, noise=noise, batch_size=batch_size)
+
+    def ig(m, x, t=None):
+        return channel_max(integrated_gradients_attribution(m, x, t, steps=steps, batch_size=batch_size))
+
+    def occ(m, x, t=None):
+        return occlusion(m, x, t, patch=patch, stride=stride, batch_size=batch_size)
+
     return {
         "gradient": saliency_map,
-        "SmoothGrad": lambda m, x, t=None, *, device=None: smoothgrad(m, x, t, device=device, **sg),
-        "gradient × input": lambda m, x, t=None, *, device=None: channel_max(
-            gradient_x_input(m, x, t, device=device)),
-        "integrated gradients": lambda m, x, t=None, *, device=None: channel_max(
-            integrated_gradients(m, x, t, steps=steps, batch_size=batch_size, device=device)),
-        "guided backprop": lambda m, x, t=None, *, device=None: channel_max(
-            guided_backprop(m, x, t, device=device)),
+        "SmoothGrad": smooth,
+        "gradient × input": lambda m, x, t=None: channel_max(gradient_x_input_attribution(m, x, t)),
+        "integrated gradients": ig,
+        "guided backprop": lambda m, x, t=None: channel_max(guided_backprop_attribution(m, x, t)),
         "Grad-CAM": grad_cam,
-        "occlusion": lambda m, x, t=None, *, device=None: occlusion(
-            m, x, t, patch=patch, stride=stride, batch_size=batch_size, device=device),
+        "occlusion": occ,
     }

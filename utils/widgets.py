@@ -12,8 +12,6 @@ explorer                    plain functions                           used in
                             :func:`compute_saliency_view`,
                             :func:`saliency_panels`,
                             :func:`image_from_upload`
-:func:`class_model_explorer`  :func:`compute_class_model_view`,       notebook 03
-                            :func:`class_model_panels`
 :func:`quadtree_explorer`   :func:`compute_quadtree_view`,            notebook 05
                             :func:`quadtree_panels`
 ==========================  ========================================  ==============================
@@ -40,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validation import check_images, check_positive_int
+from ._validation import check_images, check_positive_int, model_device, to_model
 
 __all__ = [
     "figure_png",
@@ -52,18 +50,12 @@ __all__ = [
     "compute_saliency_view",
     "saliency_panels",
     "saliency_explorer",
-    "compute_class_model_view",
-    "class_model_panels",
-    "class_model_explorer",
     "compute_quadtree_view",
     "quadtree_panels",
     "quadtree_explorer",
-    "L2_CHOICES",
     "MIN_LEAF_CHOICES",
 ]
 
-#: λ values offered by :func:`class_model_explorer` (0 switches the penalty off).
-L2_CHOICES: tuple[float, ...] = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
 #: Minimum leaf sizes offered by :func:`quadtree_explorer` (pixels).
 MIN_LEAF_CHOICES: tuple[int, ...] = (1, 2, 4, 8, 16)
 _PANEL_INCHES = 2.6
@@ -89,25 +81,6 @@ def figure_png(draw: Callable[[Any], object], *, size: tuple[float, float] = (_P
     ax.set_axis_off()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
-def _curve_png(series: Mapping[str, Sequence[float]], *, xlabel: str, size=(3.4, _PANEL_INCHES)) -> bytes:
-    """A small line plot of one or more series (shared x axis) as PNG bytes."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=_PANEL_DPI)
-    ax = fig.add_subplot(1, 1, 1)
-    axes = [ax, ax.twinx()] if len(series) == 2 else [ax] * len(series)
-    for a, (name, values), color in zip(axes, series.items(), ("tab:blue", "tab:orange", "tab:green"),
-                                        strict=False):
-        a.plot(range(1, len(values) + 1), list(values), color=color, label=name)
-        a.set_ylabel(name, color=color, fontsize=8)
-        a.tick_params(labelsize=7)
-    ax.set_xlabel(xlabel, fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_PANEL_DPI)
     return buf.getvalue()
 
 
@@ -199,10 +172,7 @@ def class_probabilities(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     batch, single = check_images(image, name="image")
     if not single:
         raise ValueError(f"image must be one image (3, H, W), got shape {tuple(image.shape)}.")
-    from ._validation import resolve_device, to_model
-
-    dev = resolve_device(None, model)
-    return model(to_model(batch, model, dev)).softmax(dim=1)[0].cpu()
+    return model(to_model(batch, model, model_device(model))).softmax(dim=1)[0].cpu()
 
 
 def _format_p(p: float) -> str:
@@ -283,8 +253,7 @@ def _default_methods() -> dict[str, Callable[..., torch.Tensor]]:
 def compute_saliency_view(model: nn.Module, image: torch.Tensor, target: int | None = None,
                           method: str = "gradient", *,
                           methods: Mapping[str, Callable[..., torch.Tensor]] | None = None,
-                          probabilities: torch.Tensor | None = None,
-                          device: str | torch.device | None = None) -> dict:
+                          probabilities: torch.Tensor | None = None) -> dict:
     """Everything the saliency explorer shows for one image, class and method.
 
     Args:
@@ -293,7 +262,7 @@ def compute_saliency_view(model: nn.Module, image: torch.Tensor, target: int | N
         target: class index (``None``: the top-1 class).
         method: a name in ``methods`` (default: :func:`utils.saliency.saliency_methods`, e.g.
             ``"gradient"``, ``"SmoothGrad"``, ``"Grad-CAM"``).
-        methods: ``{name: fn(model, images, target, *, device)}`` returning maps ``(N, H, W)``.
+        methods: ``{name: fn(model, images, target)}`` returning maps ``(N, H, W)``.
         probabilities: the image's :func:`class_probabilities`, if already computed.
 
     Returns:
@@ -313,7 +282,7 @@ def compute_saliency_view(model: nn.Module, image: torch.Tensor, target: int | N
     probs = class_probabilities(model, image) if probabilities is None else probabilities
     cats = getattr(model, "categories", None) or [str(i) for i in range(probs.numel())]
     target = int(probs.argmax()) if target is None else parse_class(target, cats)
-    saliency = methods[method](model, batch, [target], device=device)
+    saliency = methods[method](model, batch, [target])
     return {
         "image": image.detach().cpu(),
         "map": saliency[0].detach().float().cpu(),
@@ -339,7 +308,7 @@ def saliency_panels(view: Mapping) -> dict[str, bytes]:
 
 def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] | None = None,
                       methods: Mapping[str, Callable[..., torch.Tensor]] | None = None,
-                      method: str = "gradient", k: int = 5, device: str | torch.device | None = None):
+                      method: str = "gradient", k: int = 5):
     """An explorer of saliency maps: choose an image (a sample or an upload), a class (top-``k``
     with probabilities, or any ImageNet class by name) and a method; see image, map and overlay.
 
@@ -406,7 +375,7 @@ def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] 
             progress.value = 1
             view = compute_saliency_view(model, image_of(image_box.value), class_box.value,
                                          method_box.value, methods=methods,
-                                         probabilities=state["probabilities"], device=device)
+                                         probabilities=state["probabilities"])
             progress.value = 2
             progress.value, progress.bar_style = 3, "success"
             _publish(state, status, view, saliency_panels(view), views,
@@ -489,151 +458,6 @@ def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] 
                     "method": method_box, "progress": progress, "status": status,
                     "image_view": views["image"], "map_view": views["map"],
                     "overlay_view": views["overlay"]}
-    box.state = state
-    return box
-
-
-# ----------------------------------------------------------------------------------------------
-# Class-model explorer
-# ----------------------------------------------------------------------------------------------
-
-def compute_class_model_view(model: nn.Module, target: int | str, *, l2: float = 0.0, steps: int = 32,
-                             parameterisation: str = "fourier", jitter: bool = True,
-                             transforms: bool = True, blur: bool = False, clip: bool = True,
-                             tv: float = 0.0, seed: int = 0, size: int | None = None,
-                             progress: bool = False, device: str | torch.device | None = None) -> dict:
-    """One class-model optimisation (:func:`utils.class_model.class_model_run`) with the
-    explorer's switches.
-
-    Args:
-        target: class index or name (see :func:`parse_class`).
-        l2: λ of ``S_c(I) − λ‖I − Ī‖²`` (>= 0).
-        steps: ascent steps.
-        parameterisation: ``"pixel"`` (the paper: plain gradient ascent, SGD, step 1) or
-            ``"fourier"`` (decorrelated 1/f spectrum, Adam, step 0.05).
-        jitter: random shifts of up to 16 pixels (scaled with ``size``) at every step.
-        transforms: random scaling (± 10 %) and rotation (± 10°) at every step.
-        blur: Gaussian blur (σ = 0.5 px) every 4 steps.
-        clip: keep the image in [0, 1]. tv: total-variation weight (>= 0).
-        progress: show a progress bar (tqdm; a notebook bar in JupyterLab).
-
-    Returns:
-        A dict: ``image`` ``(3, size, size)`` in [0, 1], ``target``, ``class_name``, ``score``
-        and ``probability`` ``(steps,)`` per step, ``final_score``, ``final_probability``,
-        ``settings`` (what was passed to ``class_model_run``).
-    """
-    from .class_model import class_model_run
-
-    cats = list(getattr(model, "categories", [str(i) for i in range(1000)]))
-    index = parse_class(target, cats)
-    size = int(size if size is not None else getattr(model, "input_size", 224))
-    if parameterisation not in ("pixel", "fourier"):
-        raise ValueError(f"parameterisation={parameterisation!r} is unknown; choose 'pixel' or 'fourier'.")
-    settings = dict(
-        steps=steps, l2=float(l2), seed=seed, size=size, parameterisation=parameterisation,
-        optimiser="sgd" if parameterisation == "pixel" else "adam",
-        lr=1.0 if parameterisation == "pixel" else 0.05,
-        jitter=max(1, round(16 * size / 224)) if jitter else 0,
-        scale=0.1 if transforms else 0.0, rotate=10.0 if transforms else 0.0,
-        blur_every=4 if blur else 0, blur_sigma=0.5, clip=bool(clip), tv=float(tv),
-    )
-    run = class_model_run(model, index, progress=progress, device=device, **settings)
-    score = run.score[:, 0].detach().cpu()
-    prob = run.probability[:, 0].detach().cpu()
-    return {"image": run.images[0].detach().cpu(), "target": index, "class_name": cats[index],
-            "score": score, "probability": prob, "final_score": float(score[-1]),
-            "final_probability": float(prob[-1]), "settings": settings}
-
-
-def class_model_panels(view: Mapping) -> dict[str, bytes]:
-    """PNG bytes of a :func:`compute_class_model_view` result: ``"image"`` (the class model) and
-    ``"curve"`` (``S_c`` and ``P_c`` over the ascent steps)."""
-    from .plotting import show_image
-
-    return {
-        "image": figure_png(lambda ax: show_image(view["image"], ax)),
-        "curve": _curve_png({"score S_c": view["score"].tolist(),
-                             "probability P_c": view["probability"].tolist()}, xlabel="step"),
-    }
-
-
-def class_model_explorer(model: nn.Module | None = None, *, target: int | str = "goldfinch",
-                         steps: int = 32, max_steps: int = 128, size: int | None = None,
-                         device: str | torch.device | None = None):
-    """An explorer of class-model visualisation: the class, λ, steps and the regularisers; the
-    optimisation runs when the "run" button is clicked (it takes seconds), with a progress bar.
-
-    Returns:
-        A ``VBox``. ``.controls``: ``"class"`` (Combobox of class names), ``"l2"``
-        (SelectionSlider over :data:`L2_CHOICES`), ``"steps"`` (IntSlider),
-        ``"parameterisation"`` (ToggleButtons ``pixel``/``fourier``), ``"jitter"``,
-        ``"transforms"``, ``"blur"``, ``"clip"`` (Checkboxes), ``"tv"`` (SelectionSlider of
-        total-variation weights), ``"run"`` (Button), ``"progress"`` (Output holding the progress bar),
-        ``"status"`` (HTML), ``"image_view"``, ``"curve_view"`` (PNG Image widgets).
-        ``.state["view"]``: the last :func:`compute_class_model_view` result.
-    """
-    import ipywidgets as widgets
-
-    model = _default_model(model)
-    cats = list(getattr(model, "categories", [str(i) for i in range(1000)]))
-    labels = class_labels(cats)
-    first = labels[parse_class(target, cats)]
-    check_positive_int(steps, "steps")
-    check_positive_int(max_steps, "max_steps")
-    state: dict[str, Any] = {"view": None, "computations": 0}
-
-    class_box = widgets.Combobox(options=labels, value=first, ensure_option=True, description="class")
-    l2 = widgets.SelectionSlider(options=list(L2_CHOICES), value=0.0, description="λ")
-    steps_box = widgets.IntSlider(value=min(steps, max_steps), min=1, max=max_steps, description="steps")
-    param = widgets.ToggleButtons(options=["pixel", "fourier"], value="fourier",
-                                  description="image as", tooltips=["the paper: pixels, plain SGD",
-                                                                    "1/f Fourier spectrum, Adam"])
-    jitter = widgets.Checkbox(value=True, description="jitter", indent=False)
-    transforms = widgets.Checkbox(value=True, description="scale + rotate", indent=False)
-    blur = widgets.Checkbox(value=False, description="blur", indent=False)
-    clip = widgets.Checkbox(value=True, description="clip to [0, 1]", indent=False)
-    tv = widgets.SelectionSlider(options=[0.0, 1e-4, 1e-3, 1e-2], value=0.0, description="TV")
-    run = widgets.Button(description="run", button_style="primary", icon="play")
-    bar = widgets.Output()
-    status = widgets.HTML(_status("press run to optimise"))
-    image_view, curve_view = _image_widget("class-model-image"), widgets.Image(format="png")
-
-    def on_run(_button=None) -> None:
-        t0 = time.perf_counter()
-        run.disabled = True
-        bar.clear_output()
-        try:
-            with bar:
-                view = compute_class_model_view(
-                    model, class_box.value, l2=l2.value, steps=steps_box.value,
-                    parameterisation=param.value, jitter=jitter.value, transforms=transforms.value,
-                    blur=blur.value, clip=clip.value, tv=tv.value, size=size, progress=True,
-                    device=device)
-            _publish(state, status, view, class_model_panels(view),
-                     {"image": image_view, "curve": curve_view},
-                     f"'{view['class_name']}' after {len(view['score'])} steps: S_c = "
-                     f"{view['final_score']:.1f}, P_c = {_format_p(view['final_probability'])} "
-                     f"({time.perf_counter() - t0:.1f} s)")
-        except Exception as e:
-            _show_error(status, e)
-        finally:
-            bar.clear_output()
-            run.disabled = False
-
-    run.on_click(on_run)
-    box = widgets.VBox([
-        widgets.HBox([class_box, param]),
-        widgets.HBox([l2, steps_box, tv]),
-        widgets.HBox([jitter, transforms, blur, clip]),
-        widgets.HBox([run, status]),
-        bar,
-        widgets.HBox([_captioned(image_view, "class model"), _captioned(curve_view, "ascent")]),
-    ])
-    box.add_class("class-model-explorer")
-    box.controls = {"class": class_box, "l2": l2, "steps": steps_box, "parameterisation": param,
-                    "jitter": jitter, "transforms": transforms, "blur": blur, "clip": clip, "tv": tv,
-                    "run": run, "progress": bar, "status": status, "image_view": image_view,
-                    "curve_view": curve_view}
     box.state = state
     return box
 
