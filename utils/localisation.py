@@ -299,10 +299,10 @@ def cam_box(saliency: torch.Tensor | np.ndarray, fraction: float = 0.2) -> Box:
 def _box_list(boxes: Sequence, index: int) -> list[tuple[float, float, float, float]]:
     """One image's ground truth as a list of boxes: a single box or a sequence of boxes."""
     if len(boxes) == 4 and all(isinstance(v, (int, float, np.integer, np.floating)) for v in boxes):
-        return [_check_box(boxes, f"boxes[{index}]")]
+        return [check_box(boxes, f"boxes[{index}]")]
     if len(boxes) == 0:
         raise ValueError(f"boxes[{index}] is empty; give at least one box (x0, y0, x1, y1).")
-    return [_check_box(b, f"boxes[{index}]") for b in boxes]
+    return [check_box(b, f"boxes[{index}]") for b in boxes]
 
 
 def _best_iou(box: Box, truth: list[tuple[float, float, float, float]]) -> float:
