@@ -95,6 +95,10 @@ def test_smoothgrad_deterministic_and_seeded(model, batch):
     # batching the noisy copies does not change the result
     torch.testing.assert_close(a, smoothgrad(model, x, 282, samples=4, seed=1, batch_size=3),
                                rtol=1e-4, atol=1e-7)
+    # nor does the company an image keeps: its map is the same alone and inside a batch
+    both = images[:3, :, :64, :64].contiguous()
+    torch.testing.assert_close(smoothgrad(model, both, [282, 967, 282], samples=4, seed=1)[0], a[0],
+                               rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -152,9 +156,10 @@ def _input_grad(m, x, t):
 
 
 def _smoothgrad_all_at_once(m, x, t, samples, noise, seed):
-    """The former implementation: every noisy copy drawn at once (samples × N images in memory)."""
+    """Every noisy copy at once (samples × N images in memory), one noise image per sample shared
+    by the batch's images."""
     sigma = noise * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))
-    eps = torch.randn((samples, *x.shape), generator=torch.Generator().manual_seed(seed))
+    eps = torch.randn((samples, 1, *x.shape[1:]), generator=torch.Generator().manual_seed(seed))
     noisy = (x.unsqueeze(0) + eps * sigma.view(1, -1, 1, 1, 1)).reshape(-1, *x.shape[1:])
     return _input_grad(m, noisy, t.repeat(samples)).abs().view(samples, *x.shape).mean(0)
 

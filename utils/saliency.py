@@ -137,12 +137,14 @@ def smoothgrad_attribution(model: nn.Module, images: torch.Tensor, target: Targe
                            batch_size: int = 16) -> torch.Tensor:
     """SmoothGrad of the absolute gradient (Smilkov et al., 2017), per colour channel.
 
-    ``mean_k |∂S_c/∂I (I + ε_k)|`` with ``ε_k ~ N(0, σ²)``, ``σ = noise · (max(I) − min(I))`` per
+    ``mean_k |∂S_c/∂I (I + σ ε_k)|`` with ``ε_k ~ N(0, 1)``, ``σ = noise · (max(I) − min(I))`` per
     image: what Captum's ``NoiseTunnel(Saliency(model)).attribute(..., nt_type='smoothgrad',
-    abs=True)`` computes. The noise is drawn on the CPU from ``seed`` (the same on every device),
-    ``batch_size`` noisy copies at a time, each batch going through the model as it is drawn:
-    memory grows with ``batch_size``, not with ``samples``, and the numbers are those of one draw
-    of all ``samples × N`` noise images (sample-major). When ``target`` is ``None`` it is each clean
+    abs=True)`` computes. The noise images ``ε_1 … ε_samples`` are drawn on the CPU from ``seed``
+    (the same on every device) and **shared by every image of the batch**, so an image's map does
+    not depend on which other images share its batch (with one draw per image, a photograph's
+    SmoothGrad, and a GraphCut seeded from it, changed with the batch it came in). The noisy copies
+    go through the model ``batch_size`` at a time, each noise image drawn when first needed: memory
+    grows with ``batch_size``, not with ``samples``. When ``target`` is ``None`` it is each clean
     image's top-1 class.
 
     Returns:
@@ -156,13 +158,20 @@ def smoothgrad_attribution(model: nn.Module, images: torch.Tensor, target: Targe
     x = to_model(batch, model, dev)
     targets = resolve_targets(model, x, target)
     sigma = noise * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3)))  # (N,)
-    gen = torch.Generator().manual_seed(seed)
-    total = torch.zeros_like(x)
     n = x.shape[0]
-    noise_batches = _noise_batches(gen, samples * n, x.shape[1:], batch_size)
-    for start, eps in zip(range(0, samples * n, batch_size), noise_batches, strict=True):
-        idx = torch.arange(start, start + eps.shape[0], device=dev) % n  # sample-major rows
-        noisy = x[idx] + eps.to(dev) * sigma[idx].view(-1, 1, 1, 1)
+    # ε_k in order k = 0, 1, …: the stream of one randn((samples, 3, H, W)) draw, one image at a time
+    stream = _noise_batches(torch.Generator().manual_seed(seed), samples, x.shape[1:], 1)
+    drawn: dict[int, torch.Tensor] = {}
+    total = torch.zeros_like(x)
+    for start in range(0, samples * n, batch_size):
+        rows = torch.arange(start, min(start + batch_size, samples * n))  # sample-major (k, i) pairs
+        ks = (rows // n).tolist()
+        for k in range(max(drawn, default=-1) + 1, ks[-1] + 1):
+            drawn[k] = next(stream)[0].to(dev)
+        eps = torch.stack([drawn[k] for k in ks])
+        drawn = {k: e for k, e in drawn.items() if k >= ks[-1]}
+        idx = (rows % n).to(dev)
+        noisy = x[idx] + eps * sigma[idx].view(-1, 1, 1, 1)
         grad, _ = _class_scores_and_grad(model, noisy, targets[idx])
         total.index_add_(0, idx, grad.abs())
     return _finish(total / samples, images, single)
