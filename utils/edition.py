@@ -94,15 +94,15 @@ def student_notebook(nb):
 
 
 def exercise_groups(nb) -> list[list[int]]:
-    """Indices of the cells of each exercise: a code cell with a solution region and the code cells
-    after it up to the next markdown cell (its self-checks); the cells whose outputs the student
-    edition clears."""
+    """Indices of the cells of each exercise: a code cell with a solution region (or, in the student
+    edition, its stub) and the code cells after it up to the next markdown cell (its self-checks);
+    the cells whose outputs the student edition clears."""
     groups: list[list[int]] = []
     current: list[int] | None = None
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             current = None
-        elif has_solution(cell):
+        elif has_solution(cell) or any(ln.strip() == CODE_STUB for ln in cell.source.split("\n")):
             current = [i]
             groups.append(current)
         elif current is not None:
