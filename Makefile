@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: lab test unit notebooks notebooks-1thread test-portable test-rounding fingerprint test-determinism lint bench execute clean help test-browser report readme
+.PHONY: lab test unit notebooks notebooks-1thread test-portable test-rounding fingerprint test-determinism lint bench execute clean help test-browser report readme student test-student
 
 help:
 	@echo "make lab        start JupyterLab on notebooks/ (creates .venv when missing)"
@@ -17,6 +17,8 @@ help:
 	@echo "make bench      run the benchmark scripts in benchmarks/"
 	@echo "make test-browser  the saliency explorer in JupyterLab + headless Chromium (screenshots in reports/browser/)"
 	@echo "make readme     make report, then the README's course table: previews and measured run times"
+	@echo "make student    write the student edition to student/ (solutions stubbed, their outputs cleared)"
+	@echo "make test-student  make student, then execute it: every exercise must fail with its hint"
 	@echo "make report     execute every notebook afresh into reports/: HTML pages, index.html, reveal.js slides of 07"
 
 # The virtual environment: created when missing, refreshed when pyproject.toml changes.
@@ -98,8 +100,19 @@ report: $(STAMP)
 readme: $(STAMP)
 	$(PY) -m utils.report --out reports --readme README.md
 
+# The seminar's student edition: nbgrader's ### BEGIN/END SOLUTION regions replaced by stubs
+# (python -m utils.edition --help). A build output: hand out the folder, do not commit it.
+student: $(STAMP)
+	rm -rf student
+	$(PY) -m utils.edition --out student
+
+# Executes the student notebooks (minutes): each exercise's self-check must fail with its hint on
+# the stub, and no other cell may fail.
+test-student: student
+	IPYTHONDIR=$(CURDIR)/tests/ipython $(PY) -m utils.edition --verify --out student
+
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .ruff_cache
+	rm -rf $(VENV) reports student .pytest_cache .ruff_cache

@@ -1,0 +1,308 @@
+"""The student edition (utils.edition) and the exercises' checkers (utils.exercises).
+
+The generator must remove every solution and nothing else; every checker must accept the right
+answer, turn a stub into a hint, and reject the typical wrong answers with their own hint. Executing
+the student notebooks themselves is ``make test-student`` (minutes, not a unit test).
+"""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from torch import nn
+
+from utils import exercises as ex
+from utils.edition import (
+    BEGIN,
+    END,
+    exercise_groups,
+    strip_solutions,
+    student_notebook,
+    verify_student_run,
+)
+from utils.models import ImageClassifier
+
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("0[1-6]_*.ipynb"))
+
+
+# --- the generator ----------------------------------------------------------------------------------
+
+def test_strip_solutions_stubs():
+    src = "a = None\n### BEGIN SOLUTION\na = 1\n### END SOLUTION\ndef f():\n    ### BEGIN SOLUTION\n" \
+          "    return 2\n    ### END SOLUTION\n"
+    out = strip_solutions(src, exercise="Exercise 7")
+    assert out == ("a = None\n# YOUR CODE HERE\ndef f():\n    # YOUR CODE HERE\n"
+                   '    raise NotImplementedError("Exercise 7: write this part.")\n')
+    assert strip_solutions(f"Q?\n{BEGIN}\nsecret\n{END}", markdown=True) == "Q?\nYOUR ANSWER HERE"
+
+
+@pytest.mark.parametrize("src", [f"{BEGIN}\nx", f"x\n{END}", f"{BEGIN}\n{BEGIN}\n{END}"])
+def test_unbalanced_regions_are_refused(src):
+    with pytest.raises(ValueError, match="SOLUTION"):
+        strip_solutions(src)
+
+
+def _without_regions(source: str) -> list[str]:
+    lines, inside = [], False
+    for line in source.split("\n"):
+        if line.strip().startswith(BEGIN):
+            inside = True
+        elif line.strip().startswith(END):
+            inside = False
+        elif not inside:
+            lines.append(line)
+    return lines
+
+
+def _region_lines(source: str) -> list[str]:
+    lines, inside = [], False
+    for line in source.split("\n"):
+        if line.strip().startswith((BEGIN, END)):
+            inside = line.strip().startswith(BEGIN)
+        elif inside and len(line.strip()) > 12:
+            lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_edition_removes_every_solution_and_nothing_else(path):
+    teacher = nbformat.read(path, as_version=4)
+    student = student_notebook(teacher)
+    assert len(student.cells) == len(teacher.cells)
+    cleared = {i for g in exercise_groups(teacher) for i in g}
+    for i, (t, s) in enumerate(zip(teacher.cells, student.cells, strict=True)):
+        assert s.cell_type == t.cell_type and s.get("id") == t.get("id")
+        assert BEGIN not in s.source and END not in s.source
+        if BEGIN in t.source:
+            stubs = ("# YOUR CODE HERE", "YOUR ANSWER HERE", "raise NotImplementedError(")
+            kept = [ln for ln in s.source.split("\n") if not ln.strip().startswith(stubs)]
+            assert kept == _without_regions(t.source), f"cell {i}: only the region may change"
+            for line in _region_lines(t.source):
+                assert line not in s.source, f"cell {i}: solution line left: {line}"
+        else:
+            assert s.source == t.source, f"cell {i} changed"
+        if t.cell_type == "code":
+            if i in cleared:
+                assert s.outputs == [] and s.execution_count is None
+            else:
+                assert s.outputs == t.outputs, f"cell {i}: outputs outside the exercises must stay"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_three_open_exercises(path):
+    nb = nbformat.read(path, as_version=4)
+    exercises = [c for c in nb.cells if c.cell_type == "markdown" and "**Exercise " in c.source]
+    assert len(exercises) >= 3
+    # every exercise has a solution region between its prompt and the next prompt
+    opened, has_region = 0, []
+    for c in nb.cells:
+        if c.cell_type == "markdown" and "**Exercise " in c.source:
+            opened += 1
+            has_region.append(False)
+        elif opened and BEGIN in c.source:
+            has_region[-1] = True
+    assert all(has_region), has_region
+    # the exercises' cells were executed in the teacher's edition, and passed
+    for group in exercise_groups(nb):
+        for i in group:
+            assert not any(o.get("output_type") == "error" for o in nb.cells[i].outputs)
+
+
+def test_verify_student_run_reports_silent_checks_and_other_errors():
+    nb = nbformat.v4.new_notebook()
+    err = nbformat.v4.new_output("error", ename="AssertionError", evalue="x: not yet", traceback=[])
+    name_err = nbformat.v4.new_output("error", ename="NameError", evalue="y", traceback=[])
+    nb.cells = [nbformat.v4.new_markdown_cell("**Exercise 1**"),
+                nbformat.v4.new_code_cell(f"{BEGIN}\n{END}"), nbformat.v4.new_code_cell("check"),
+                nbformat.v4.new_markdown_cell("**Exercise 2**"),   # as in the student edition:
+                nbformat.v4.new_code_cell("x = None\n# YOUR CODE HERE"), nbformat.v4.new_code_cell("check"),
+                nbformat.v4.new_markdown_cell("text"), nbformat.v4.new_code_cell("other")]
+    nb.cells[2].outputs = [err]
+    assert verify_student_run(nb) == ["cells [4, 5]: the self-check passed or was silent on the stub"]
+    nb.cells[5].outputs = [err]
+    assert verify_student_run(nb) == []
+    nb.cells[7].outputs = [name_err]
+    assert verify_student_run(nb) == ["cell 7: NameError: y"]
+
+
+# --- the checkers -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                        nn.Flatten(), nn.Linear(96, 10))
+    return ImageClassifier(net, (0.4, 0.4, 0.4), (0.2, 0.25, 0.3), 16,
+                           [f"c{i}" for i in range(10)], "tiny").eval()
+
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError("Exercise 1: write this part.")
+
+
+def _grad(model, images, targets, prob=False):
+    x = images.clone().requires_grad_(True)
+    out = model(x)
+    out = out.softmax(1) if prob else out
+    return torch.autograd.grad(out.gather(1, targets[:, None]).sum(), x)[0]
+
+
+def test_check_saliency_fn(tiny):
+    images, targets = torch.rand(2, 3, 16, 16), torch.tensor([1, 7])
+    ex.check_saliency_fn(lambda m, x, t: _grad(m, x, t).abs().amax(1), tiny, images, targets)
+    wrong = {"sum over channels": lambda m, x, t: _grad(m, x, t).abs().sum(1),
+             "signed gradient": lambda m, x, t: _grad(m, x, t).amax(1),
+             "softmax probability": lambda m, x, t: _grad(m, x, t, prob=True).abs().amax(1),
+             "does not match": lambda m, x, t: _grad(m, x, t).abs().amax(1) + 1}
+    for hint, fn in wrong.items():
+        with pytest.raises(AssertionError, match=hint):
+            ex.check_saliency_fn(fn, tiny, images, targets)
+    with pytest.raises(AssertionError, match="not written yet"):
+        ex.check_saliency_fn(_stub, tiny, images, targets)
+    with pytest.raises(AssertionError, match="shape"):
+        ex.check_saliency_fn(lambda m, x, t: _grad(m, x, t).abs(), tiny, images, targets)
+
+
+def test_check_mass_ratio_fn():
+    def right(m, box):
+        x0, y0, x1, y1 = box
+        inside = torch.zeros_like(m, dtype=torch.bool)
+        inside[y0:y1, x0:x1] = True
+        return float(m[inside].sum() / m.sum() / inside.float().mean())
+
+    ex.check_mass_ratio_fn(right)
+    with pytest.raises(AssertionError, match="mass share only"):
+        ex.check_mass_ratio_fn(lambda m, b: float(m[b[1]:b[3], b[0]:b[2]].sum() / m.sum()))
+    with pytest.raises(AssertionError, match="x indexes columns"):
+        ex.check_mass_ratio_fn(lambda m, b: right(m, (b[1], b[0], b[3], b[2])))
+    with pytest.raises(AssertionError, match="no function"):
+        ex.check_mass_ratio_fn(None)
+
+
+def test_check_probability_gradient_fn():
+    ex.check_probability_gradient_fn(lambda p, g, c: p[c] * (g[c] - (p[:, None] * g).sum(0)))
+    with pytest.raises(AssertionError, match="factor P_c"):
+        ex.check_probability_gradient_fn(lambda p, g, c: g[c] - (p[:, None] * g).sum(0))
+    with pytest.raises(AssertionError, match="competition"):
+        ex.check_probability_gradient_fn(lambda p, g, c: p[c] * g[c])
+    with pytest.raises(AssertionError, match="returned None"):
+        ex.check_probability_gradient_fn(lambda p, g, c: None)
+
+
+def _ascent(sign=1.0, factor=2.0, prob=False):
+    def fn(model, target, steps, lr, l2, size):
+        mean = torch.tensor((0.485, 0.456, 0.406)).view(3, 1, 1).expand(3, size, size)
+        x = mean.clone()
+        for _ in range(steps):
+            g = _grad(model, x[None], torch.tensor([target]), prob=prob)[0]
+            x = x + lr * (g - sign * factor * l2 * (x - mean))
+        return x.clamp(0, 1)
+    return fn
+
+
+def test_check_ascent_fn(tiny):
+    kw = {"size": 16, "lr": 5.0, "l2": 0.5}
+    ex.check_ascent_fn(_ascent(), tiny, 3, **kw)
+    for hint, fn in {"wrong sign": _ascent(sign=-1), "factor 2": _ascent(factor=1),
+                     "softmax probability": _ascent(prob=True)}.items():
+        with pytest.raises(AssertionError, match=hint):
+            ex.check_ascent_fn(fn, tiny, 3, **kw)
+    with pytest.raises(AssertionError, match="not written yet"):
+        ex.check_ascent_fn(_stub, tiny, 3, **kw)
+
+
+def test_check_fooling_fn(tiny):
+    from utils.adversarial import fooling_image
+
+    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        target = int(tiny(image[None])[0].argmin())
+    out = ex.check_fooling_fn(fooling_image, tiny, image, target, epsilon=0.3, steps=200, margin=0.05)
+    assert float((out - image).abs().max()) <= 0.3 + 1e-6
+
+    def unbounded(model, image, target, epsilon, **kw):
+        return fooling_image(model, image, target, epsilon=min(1.5 * epsilon, 0.99), **kw)
+
+    with pytest.raises(AssertionError, match="L∞ bound"):
+        ex.check_fooling_fn(unbounded, tiny, image, target, epsilon=0.3, steps=200, margin=0.05)
+    with pytest.raises(AssertionError, match="does not lead"):   # descends instead of ascending
+        ex.check_fooling_fn(lambda m, x, t, epsilon: (x - epsilon * _grad(m, x[None], torch.tensor([t]))[0]
+                                                      .sign()).clamp(0, 1),
+                            tiny, image, target, epsilon=0.3, margin=0.05)
+    with pytest.raises(AssertionError, match="outside"):
+        ex.check_fooling_fn(lambda m, x, t, epsilon: x + 2, tiny, image, target, epsilon=0.3)
+
+
+def test_check_seeds_fn():
+    def right(s, fq, bq):
+        fg = s >= torch.quantile(s, fq)
+        return fg, (s <= torch.quantile(s, bq)) & ~fg
+
+    ex.check_seeds_fn(right)
+    with pytest.raises(AssertionError, match="MOST salient"):
+        ex.check_seeds_fn(lambda s, fq, bq: right(-s, fq, bq))
+    with pytest.raises(AssertionError, match="fraction of its maximum"):
+        ex.check_seeds_fn(lambda s, fq, bq: (s >= fq * s.max(), s <= bq * s.max()))
+    with pytest.raises(AssertionError, match="pair"):
+        ex.check_seeds_fn(lambda s, fq, bq: s)
+
+
+def test_check_refined_ious():
+    once = [0.5, 0.6, 0.7]
+    ex.check_refined_ious([0.5, 0.62, 0.7], False, once)
+    with pytest.raises(AssertionError, match="grabcut_iterations=3"):
+        ex.check_refined_ious(once, False, once)
+    with pytest.raises(AssertionError, match="0.05"):
+        ex.check_refined_ious([0.5, 0.62, 0.7], True, once)
+    with pytest.raises(AssertionError, match="no answer yet"):
+        ex.check_refined_ious(None, None, once)
+
+
+def test_check_split_fn():
+    def right(b, t):
+        f = b.reshape(b.shape[0], -1)
+        return bool((f.amax(1) - f.amin(1)).max() > t)
+
+    ex.check_split_fn(right)
+    with pytest.raises(AssertionError, match="per channel"):
+        ex.check_split_fn(lambda b, t: bool(b.max() - b.min() > t))
+    def ranges(b):
+        f = b.reshape(b.shape[0], -1)
+        return f.amax(1) - f.amin(1)
+
+    with pytest.raises(AssertionError, match="strictly"):
+        ex.check_split_fn(lambda b, t: bool(ranges(b).max() >= t))
+    with pytest.raises(AssertionError, match="mean"):
+        ex.check_split_fn(lambda b, t: bool(ranges(b).mean() > t))
+
+
+def test_check_integrated_gradients_fn(tiny):
+    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(4))
+
+    def ig(alphas, scale=True):
+        def fn(model, x, target, steps):
+            a = torch.tensor(alphas(steps)).view(-1, 1, 1, 1)
+            g = _grad(model, a * x, torch.full((len(a),), target)).mean(0)
+            return g * x if scale else g
+        return fn
+
+    right = ig(lambda m: [k / m for k in range(1, m + 1)])
+    ex.check_integrated_gradients_fn(right, tiny, image, 2, steps=4)
+    with pytest.raises(AssertionError, match="left Riemann"):
+        ex.check_integrated_gradients_fn(ig(lambda m: [k / m for k in range(m)]), tiny, image, 2, steps=4)
+    with pytest.raises(AssertionError, match="multiply"):
+        ex.check_integrated_gradients_fn(ig(lambda m: [k / m for k in range(1, m + 1)], scale=False),
+                                         tiny, image, 2, steps=4)
+    with pytest.raises(AssertionError, match="divide"):
+        ex.check_integrated_gradients_fn(lambda *a: right(*a) * 4, tiny, image, 2, steps=4)
+
+
+def test_check_choice_and_answered():
+    ex.check_choice("q", " B ", "b")
+    with pytest.raises(AssertionError, match="look again"):
+        ex.check_choice("q", "a", "b", hints={"a": "look again"})
+    with pytest.raises(AssertionError, match="no answer yet"):
+        ex.check_choice("q", None, "b")
+    with pytest.raises(AssertionError, match="set x, y"):
+        ex.check_answered("q", x=None, y=None, z=1)

@@ -1,0 +1,195 @@
+"""The student edition: the committed notebooks with their worked solutions taken out.
+
+The notebooks in ``notebooks/`` are the teacher's edition: complete and tested. Solutions are
+marked with nbgrader's conventions, and ``python -m utils.edition`` (``make student``) writes the
+student edition to ``student/``:
+
+* in a **code** cell, the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` become
+  ``# YOUR CODE HERE``, plus, when the region is indented (the body of a function the student
+  writes), ``raise NotImplementedError("Exercise N: …")``, which the self-check turns into a hint.
+  A region at the top level of a cell only becomes the comment: the cell sets its answers to
+  ``None`` before the region, and the self-check says what to set. (nbgrader always raises; here
+  the student notebook runs top to bottom and every self-check speaks.)
+* in a **markdown** cell (a written answer), the region becomes ``YOUR ANSWER HERE``;
+* the outputs of solution cells, and of the code cells after them up to the next markdown cell
+  (their self-checks), are cleared; every other cell keeps its outputs, so the notebook still reads.
+
+nbgrader itself (0.9.6) is not used: it needs JupyterLab 4, Notebook 7, SQLAlchemy and a course
+directory with a gradebook database, requires its own cell metadata on solution cells, and clears
+every output by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["BEGIN", "END", "strip_solutions", "has_solution", "student_notebook", "write_student_edition",
+           "exercise_groups", "verify_student_run", "execute_and_verify"]
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+CODE_STUB = "# YOUR CODE HERE"
+TEXT_STUB = "YOUR ANSWER HERE"
+_EXERCISE = re.compile(r"\*\*Exercise\s+(\d+)")
+
+
+def has_solution(cell) -> bool:
+    """Whether a cell holds a solution region."""
+    return BEGIN in cell.source
+
+
+def strip_solutions(source: str, *, markdown: bool = False, exercise: str = "this exercise") -> str:
+    """Replace every ``BEGIN``/``END SOLUTION`` region of ``source`` with its stub.
+
+    Raises:
+        ValueError: a region that is not closed, or an ``END`` without a ``BEGIN``.
+    """
+    out: list[str] = []
+    inside = False
+    for line in source.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if inside:
+                raise ValueError(f"Nested '{BEGIN}' in {exercise}; close the first region with '{END}'.")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            if markdown:
+                out.append(indent + TEXT_STUB)
+            else:
+                out.append(indent + CODE_STUB)
+                if indent:
+                    out.append(f'{indent}raise NotImplementedError("{exercise}: write this part.")')
+        elif stripped.startswith(END):
+            if not inside:
+                raise ValueError(f"'{END}' without '{BEGIN}' in {exercise}.")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"'{BEGIN}' without '{END}' in {exercise}; close the region.")
+    return "\n".join(out)
+
+
+def student_notebook(nb):
+    """A copy of the notebook ``nb`` (nbformat) with solutions stubbed and the outputs of the
+    exercises' cells (:func:`exercise_groups`) cleared."""
+    nb = nbformat.from_dict(nb)
+    cleared = {i for group in exercise_groups(nb) for i in group}
+    exercise = "this exercise"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and (m := _EXERCISE.search(cell.source)):
+            exercise = f"Exercise {m.group(1)}"
+        if has_solution(cell):
+            cell.source = strip_solutions(cell.source, markdown=cell.cell_type == "markdown",
+                                          exercise=exercise)
+        if i in cleared:
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def exercise_groups(nb) -> list[list[int]]:
+    """Indices of the cells of each exercise: a code cell with a solution region (or, in the student
+    edition, its stub) and the code cells after it up to the next markdown cell (its self-checks);
+    the cells whose outputs the student edition clears."""
+    groups: list[list[int]] = []
+    current: list[int] | None = None
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            current = None
+        elif has_solution(cell) or any(ln.strip() == CODE_STUB for ln in cell.source.split("\n")):
+            current = [i]
+            groups.append(current)
+        elif current is not None:
+            current.append(i)
+    return groups
+
+
+def _error(cell) -> tuple[str, str] | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return out.get("ename", ""), out.get("evalue", "")
+    return None
+
+
+def verify_student_run(nb) -> list[str]:
+    """Problems with an *executed* student notebook (executed with errors allowed), ``[]`` if none.
+
+    Every exercise must fail with a hint (an ``AssertionError`` in one of its cells, raised by a
+    self-check); no cell may raise anything else, and no cell outside the exercises may fail.
+    """
+    problems = []
+    in_group = {i: g for g in exercise_groups(nb) for i in g}
+    hinted = set()
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or (err := _error(cell)) is None:
+            continue
+        ename, evalue = err
+        if i in in_group and ename == "AssertionError" and evalue.strip():
+            hinted.add(in_group[i][0])
+        else:
+            problems.append(f"cell {i}: {ename}: {evalue[:200]}")
+    for g in exercise_groups(nb):
+        if g[0] not in hinted:
+            problems.append(f"cells {g}: the self-check passed or was silent on the stub")
+    return problems
+
+
+def execute_and_verify(paths: list[Path], *, timeout: int = 600) -> dict[str, list[str]]:
+    """Execute each student notebook top to bottom (errors allowed, in its own folder) and return
+    :func:`verify_student_run`'s problems per notebook."""
+    from nbclient import NotebookClient
+
+    results = {}
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+        results[str(path)] = verify_student_run(nb)
+    return results
+
+
+def write_student_edition(sources: list[Path], out: Path) -> list[Path]:
+    """Write the student edition of each notebook in ``sources`` into ``out``; return the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src in sources:
+        nb = nbformat.read(src, as_version=4)
+        target = out / src.name
+        nbformat.write(student_notebook(nb), target)
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m utils.edition", description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="source notebooks (default: notebooks/[0-9]*.ipynb)")
+    parser.add_argument("--out", type=Path, default=Path("student"), help="output folder (student/)")
+    parser.add_argument("--verify", action="store_true",
+                        help="execute the given student notebooks and check that every exercise "
+                             "fails with its hint and nothing else fails (make test-student)")
+    args = parser.parse_args(argv)
+    if args.verify:
+        failed = False
+        for path, problems in execute_and_verify(args.notebooks or sorted(args.out.glob("*.ipynb"))).items():
+            print(f"{path}: {'ok' if not problems else 'FAILED'}")
+            for p in problems:
+                print("   ", p)
+            failed |= bool(problems)
+        return 1 if failed else 0
+    sources = args.notebooks or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
+    if not sources:
+        parser.error("no notebooks found; run from the repository root or name them.")
+    for path in write_student_edition(sources, args.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
