@@ -253,7 +253,7 @@ def test_check_refined_ious():
     ex.check_refined_ious([0.5, 0.62, 0.7], False, once)
     with pytest.raises(AssertionError, match="grabcut_iterations=3"):
         ex.check_refined_ious(once, False, once)
-    with pytest.raises(AssertionError, match="0.05"):
+    with pytest.raises(AssertionError, match="0.1"):
         ex.check_refined_ious([0.5, 0.62, 0.7], True, once)
     with pytest.raises(AssertionError, match="no answer yet"):
         ex.check_refined_ious(None, None, once)
