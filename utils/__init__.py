@@ -5,15 +5,20 @@ Modules, lower ones first (a module imports only from those above it):
 * ``_validation`` — argument checks shared by every function (errors that say what to change);
 * ``models`` — the offline classifiers (images in [0, 1] → scores ``S_c``);
 * ``images`` — loading images, the sample photographs, boxes through the resize-and-crop;
+* ``occlusion`` — the sliding window, its lattice field, coarse-to-fine (quadtree) sampling of it,
+  and the multiply-adds of one occlusion probe (``probe_macs``);
 * ``saliency`` — gradient maps and attributions (gradient, SmoothGrad, gradient × input,
-  integrated gradients, guided backprop, Grad-CAM, occlusion), one calling convention;
+  integrated gradients, guided backprop, Grad-CAM; ``occlusion`` re-exported), one calling
+  convention;
+* ``adversarial`` — fooling images (a small change under an L∞ bound that flips the class);
 * ``class_model`` — class-model visualisation (parameterisation, transforms, objective; presets);
 * ``localisation`` — saliency → GraphCut → box, IoU and baselines;
 * ``ilsvrc`` — the paper's ILSVRC localisation evaluation (``python -m utils.ilsvrc evaluate``);
-* ``quadtree`` — quadtree occlusion and the cost model of notebook 05;
+* ``quadtree`` — the image quadtree, the exact leaf convolution and its cost model (notebook 05);
 * ``metrics`` — faithfulness (deletion/insertion), pointing game, mass in box, sanity checks;
 * ``plotting``, ``widgets`` — figures and interactive explorers (no computation of their own);
-* ``exercises`` — the notebooks' self-check cells; ``timing`` — benchmark helpers;
+* ``exercises`` — the notebooks' self-check cells; ``expect`` — measured tables checked with a
+  tolerance; ``edition`` — the student edition (``make student``); ``timing`` — interleaved timing;
 * ``report`` — ``make report``; ``offline`` — the network guard; ``env`` — environment report.
 
 Here: :func:`seed_everything` (seeds only) and :func:`deterministic` (opt-in deterministic
