@@ -266,7 +266,8 @@ def test_compare_times_interleaves_and_reports_ratios():
     assert 2.0 < result.ratio("slow") < 4.0 and result.ratio("fast") == 1.0
     lo, hi = result.spread("slow")
     assert lo <= result.ratio("slow") <= hi
-    assert "ratio to fast" in result.table()
+    assert "ratio to fast" in result.table() and "median s" in result.table()
+    assert "median s" not in result.table(seconds=False) and "ratio to fast" in result.table(seconds=False)
     with pytest.raises(ValueError, match="baseline"):
         compare_times({"a": lambda: None}, baseline="b")
 # --------------------------------------------------------------------------- mass_in_box

@@ -82,14 +82,19 @@ class Comparison:
         q = statistics.quantiles(r, n=4)
         return q[0], q[2]
 
-    def table(self) -> str:
-        """One line per contender: median seconds, median ratio to the baseline and its quartiles."""
+    def table(self, *, seconds: bool = True) -> str:
+        """One line per contender: median seconds, median ratio to the baseline and its quartiles.
+
+        ``seconds=False`` leaves out the seconds column: ratios measured in one process survive a
+        busy machine far better than seconds do, so notebooks print only those.
+        """
         width = max(len(n) for n in self.seconds)
-        lines = [f"{'':<{width}}  {'median s':>9}  {'ratio to ' + self.baseline:>24}  quartiles"]
+        head = f"{'median s':>9}  " if seconds else ""
+        lines = [f"{'':<{width}}  {head}{'ratio to ' + self.baseline:>24}  quartiles"]
         for name in self.seconds:
             lo, hi = self.spread(name)
-            lines.append(f"{name:<{width}}  {self.median(name):>9.4f}  {self.ratio(name):>24.2f}  "
-                         f"[{lo:.2f}, {hi:.2f}]")
+            sec = f"{self.median(name):>9.4f}  " if seconds else ""
+            lines.append(f"{name:<{width}}  {sec}{self.ratio(name):>24.2f}  [{lo:.2f}, {hi:.2f}]")
         return "\n".join(lines)
 
 
