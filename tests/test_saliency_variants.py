@@ -168,6 +168,18 @@ def test_relu_rules_match_captum_on_relu_cnn(inplace, rule):
     assert no_hooks(m)
 
 
+def test_deconvnet_ignores_the_image_without_max_pooling(model, small):
+    # EfficientNet-Lite0 has no max-pool switches, and the DeconvNet drops the ReLU6 masks: the
+    # backward pass is then a fixed linear map of the class, the same for every image
+    x, _ = small
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    deconv = deconvnet_attribution(model, torch.cat([x, torch.rand(1, 3, SIZE, SIZE)]), 7)
+    for other in deconv[1:]:
+        assert_matches(other, deconv[0])
+    grads = gradient(model, x, 7)
+    assert not torch.allclose(grads[0], grads[1], atol=1e-3 * float(grads.abs().max()))
+
+
 def test_guided_hooks_removed_even_on_error(model, small):
     x, _ = small
     with pytest.raises(ValueError, match="0..999"):
