@@ -12,6 +12,7 @@ from utils.models import ImageClassifier, toy_linear_classifier
 from utils.saliency import (
     channel_max,
     completeness_error,
+    deconvnet_attribution,
     grad_cam,
     grad_cam_layer,
     gradient,
@@ -125,36 +126,58 @@ def test_integrated_gradients_exact_on_linear_model():
         completeness_error(m, x, attr[:1], [0, 2])
 
 
-@pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
-def test_guided_backprop_matches_captum_on_relu6(model, small):
-    from captum.attr import GuidedBackprop
+# each ReLU-rule method and Captum's implementation of it (Captum hooks nn.ReLU modules only)
+RELU_RULE_METHODS = {"guided": (guided_backprop_attribution, "GuidedBackprop"),
+                     "deconvnet": (deconvnet_attribution, "Deconvolution")}
 
+
+@pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
+@pytest.mark.parametrize("rule", list(RELU_RULE_METHODS))
+def test_relu_rules_match_captum_on_relu6(model, small, rule):
+    import captum.attr
+
+    fn, captum_name = RELU_RULE_METHODS[rule]
     x, t = small
     twin = copy.deepcopy(model)
     for parent in list(twin.modules()):
         for name, child in parent.named_children():
             if isinstance(child, nn.ReLU6):
                 setattr(parent, name, _ReLU6AsReLU(inplace=child.inplace))
-    ref = GuidedBackprop(twin).attribute(x.clone().requires_grad_(True), target=t)
-    ours = guided_backprop_attribution(model, x, t)
+    ref = getattr(captum.attr, captum_name)(twin).attribute(x.clone().requires_grad_(True), target=t)
+    ours = fn(model, x, t)
     assert_matches(ours, ref)
-    assert not torch.allclose(ours, gradient(model, x, t))  # the ReLU6 were really guided
+    assert not torch.allclose(ours, gradient(model, x, t))  # the ReLU6 were really hooked
     assert no_hooks(model)
 
 
 @pytest.mark.filterwarnings("ignore:Setting backward hooks:UserWarning")
+@pytest.mark.parametrize("rule", list(RELU_RULE_METHODS))
 @pytest.mark.parametrize("inplace", [False, True])
-def test_guided_backprop_matches_captum_on_relu_cnn(inplace):
-    from captum.attr import GuidedBackprop
+def test_relu_rules_match_captum_on_relu_cnn(inplace, rule):
+    import captum.attr
 
+    fn, captum_name = RELU_RULE_METHODS[rule]
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=inplace),
                         nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=inplace),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
     m = ImageClassifier(net, (0.5,) * 3, (0.25,) * 3, 12, [str(i) for i in range(5)], "toy").eval()
     x = torch.rand(3, 3, 12, 12)
-    ref = GuidedBackprop(m).attribute(x.clone().requires_grad_(True), target=[0, 3, 4])
-    assert_matches(guided_backprop_attribution(m, x, [0, 3, 4]), ref, rtol=1e-6)
+    ref = getattr(captum.attr, captum_name)(m).attribute(x.clone().requires_grad_(True), target=[0, 3, 4])
+    assert_matches(fn(m, x, [0, 3, 4]), ref, rtol=1e-6)
+    assert no_hooks(m)
+
+
+def test_deconvnet_ignores_the_image_without_max_pooling(model, small):
+    # EfficientNet-Lite0 has no max-pool switches, and the DeconvNet drops the ReLU6 masks: the
+    # backward pass is then a fixed linear map of the class, the same for every image
+    x, _ = small
+    assert not any(isinstance(m, nn.MaxPool2d) for m in model.modules())
+    deconv = deconvnet_attribution(model, torch.cat([x, torch.rand(1, 3, SIZE, SIZE)]), 7)
+    for other in deconv[1:]:
+        assert_matches(other, deconv[0])
+    grads = gradient(model, x, 7)
+    assert not torch.allclose(grads[0], grads[1], atol=1e-3 * float(grads.abs().max()))
 
 
 def test_guided_hooks_removed_even_on_error(model, small):

@@ -8,7 +8,7 @@ Modules, lower ones first (a module imports only from those above it):
 * ``occlusion`` — the sliding window, its lattice field, coarse-to-fine (quadtree) sampling of it,
   and the multiply-adds of one occlusion probe (``probe_macs``);
 * ``saliency`` — gradient maps and attributions (gradient, SmoothGrad, gradient × input,
-  integrated gradients, guided backprop, Grad-CAM; ``occlusion`` re-exported), one calling
+  integrated gradients, guided backprop, DeconvNet, Grad-CAM; ``occlusion`` re-exported), one calling
   convention;
 * ``adversarial`` — fooling images (a small change under an L∞ bound that flips the class);
 * ``class_model`` — class-model visualisation (parameterisation, transforms, objective; presets);

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import numpy as np
 import torch
@@ -43,8 +43,9 @@ from .occlusion import occlusion  # re-exported: one calling convention for ever
 
 __all__ = ["gradient", "saliency_map", "channel_max", "smoothgrad_attribution", "smoothgrad",
            "gradient_x_input_attribution", "integrated_gradients_attribution", "IG_METHODS",
-           "completeness_error", "guided_backprop_attribution",
-           "guided_relus", "GUIDED_ACTIVATIONS", "grad_cam", "grad_cam_layer", "occlusion",
+           "completeness_error", "guided_backprop_attribution", "deconvnet_attribution",
+           "guided_relus", "modified_relus", "RELU_RULES", "layerwise_backward",
+           "GUIDED_ACTIVATIONS", "grad_cam", "grad_cam_layer", "occlusion",
            "saliency_methods"]
 
 Target = int | Sequence[int] | torch.Tensor | np.ndarray | None
@@ -339,6 +340,7 @@ def completeness_error(model: nn.Module, images: torch.Tensor, attribution: torc
 
 
 GUIDED_ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
+RELU_RULES: tuple[str, ...] = ("guided", "deconvnet")
 
 
 class _PositiveGradient(torch.autograd.Function):
@@ -353,30 +355,108 @@ class _PositiveGradient(torch.autograd.Function):
         return grad.clamp(min=0)
 
 
+class _RectifiedSignal(torch.autograd.Function):
+    """Forward: the activation's output ``y``; backward: ``max(g, 0)`` straight to the activation's
+    input ``z``, so the activation's own backward (its forward mask) never runs (DeconvNet)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102
+        return grad.clamp(min=0), None
+
+
 def _guide(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
     return _PositiveGradient.apply(output)
 
 
-@contextmanager
-def guided_relus(model: nn.Module) -> Iterator[int]:
-    """Context manager: inside it, every ReLU/ReLU6 module of ``model`` backpropagates guided.
+def _hook_deconvnet(module: nn.Module) -> list[torch.utils.hooks.RemovableHandle]:
+    """A pre-hook keeps the activation's input ``z`` (an in-place activation then works on a copy,
+    so ``z`` keeps its autograd history); the forward hook routes the output's gradient to ``z``."""
+    kept: list[torch.Tensor] = []
 
-    A forward hook puts an identity with gradient ``max(g, 0)`` after each activation module, so
-    the activation's own backward then applies its mask: ``∂/∂z = 1[0 < z (< 6)] · max(g, 0)``,
-    Springenberg et al.'s rule (2015, section 3.4). In-place activations (``inplace=True``, as in
-    timm's ``BatchNormAct2d`` and torchvision's VGG) are fine. Activations called as functions
-    (``F.relu``) are not modules and are not guided. Every hook is removed on exit, also when the
-    body raises. Yields the number of hooked modules.
-    """
-    handles = []
+    def keep(m: nn.Module, args: tuple) -> tuple | None:
+        kept.append(args[0])
+        return (args[0].clone(), *args[1:]) if getattr(m, "inplace", False) else None
+
+    def route(m: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        return _RectifiedSignal.apply(kept.pop(), output)
+
+    return [module.register_forward_pre_hook(keep), module.register_forward_hook(route)]
+
+
+@contextmanager
+def _hooked_relus(model: nn.Module, rule: str) -> Iterator[int]:
+    handles: list[torch.utils.hooks.RemovableHandle] = []
+    hooked = 0
     try:
         for module in model.modules():
             if isinstance(module, GUIDED_ACTIVATIONS):
-                handles.append(module.register_forward_hook(_guide))
-        yield len(handles)
+                if rule == "guided":
+                    handles.append(module.register_forward_hook(_guide))
+                else:
+                    handles.extend(_hook_deconvnet(module))
+                hooked += 1
+        yield hooked
     finally:
         for h in handles:
             h.remove()
+
+
+def modified_relus(model: nn.Module, rule: str = "guided") -> AbstractContextManager[int]:
+    """Context manager: inside it, every ReLU/ReLU6 module of ``model`` backpropagates by ``rule``.
+
+    With ``z`` the activation's input and ``g`` the gradient arriving from above, the gradient that
+    the activation passes back is (Simonyan et al., 2013, section 4; Springenberg et al., 2015,
+    section 3.4):
+
+    * plain gradient (no hooks): ``1[z > 0] · g`` (ReLU6: ``1[0 < z < 6] · g``);
+    * ``"deconvnet"`` (Zeiler & Fergus, 2014): ``max(g, 0)`` — the backward signal is rectified,
+      and the forward mask is **not** applied. For ReLU6 the same ``max(g, 0)``, with no cap at 6:
+      the 6 bounds activations, while ``g`` is in units of ``S_c`` per activation, so a cap would
+      make the result depend on the scale of the scores; and with this choice guided = gradient
+      mask ∧ DeconvNet mask holds for ReLU6 as for ReLU. Done by a pre-hook that keeps ``z`` and a
+      forward hook whose output sends ``max(g, 0)`` to ``z`` directly.
+    * ``"guided"``: ``1[z > 0] · max(g, 0)`` (ReLU6: ``1[0 < z < 6] · max(g, 0)``) — both masks.
+      Done by a forward hook that puts an identity with gradient ``max(g, 0)`` after the
+      activation, whose own backward then applies its mask.
+
+    In-place activations (``inplace=True``, as in timm's ``BatchNormAct2d`` and torchvision's VGG)
+    are fine; under ``"deconvnet"`` they run on a copy of their input, so the network must use the
+    activation's returned value (as every ``x = act(x)`` does). Activations called as functions
+    (``F.relu``) are not modules and keep their gradient. Every hook is removed on exit, also when
+    the body raises. Yields the number of ReLU/ReLU6 modules hooked.
+
+    Raises:
+        ValueError: ``rule`` is not one of :data:`RELU_RULES` (raised at once, before any hook).
+    """
+    if rule not in RELU_RULES:
+        raise ValueError(f"rule={rule!r} is not known; choose one of {list(RELU_RULES)}.")
+    return _hooked_relus(model, rule)
+
+
+def guided_relus(model: nn.Module) -> AbstractContextManager[int]:
+    """``modified_relus(model, "guided")``: every ReLU/ReLU6 module backpropagates
+    ``1[0 < z (< 6)] · max(g, 0)`` (Springenberg et al., 2015, section 3.4). Yields the number of
+    hooked modules; every hook is removed on exit, also on error. See :func:`modified_relus`."""
+    return modified_relus(model, "guided")
+
+
+def _modified_relu_gradient(model: nn.Module, images: torch.Tensor, target: Target, rule: str
+                            ) -> torch.Tensor:
+    """The class-score gradient under :func:`modified_relus` ``(model, rule)``; ``images``' shape."""
+    batch, single = check_images(images)
+    dev = model_device(model)
+    with modified_relus(model, rule) as hooked:
+        if hooked == 0:
+            raise ValueError(
+                f"The model has no nn.ReLU or nn.ReLU6 modules, so the {rule} rule would give the "
+                "plain gradient; use gradient() instead."
+            )
+        grad, _ = _class_scores_and_grad(model, to_model(batch, model, dev), target)
+    return _finish(grad, images, single)
 
 
 def guided_backprop_attribution(model: nn.Module, images: torch.Tensor, target: Target = None
@@ -395,16 +475,106 @@ def guided_backprop_attribution(model: nn.Module, images: torch.Tensor, target: 
     Raises:
         ValueError: the model has no ReLU/ReLU6 module (guided backprop would be the gradient).
     """
-    batch, single = check_images(images)
-    dev = model_device(model)
-    with guided_relus(model) as hooked:
-        if hooked == 0:
-            raise ValueError(
-                "The model has no nn.ReLU or nn.ReLU6 modules, so guided backpropagation would be "
-                "the plain gradient; use gradient() instead."
-            )
-        grad, _ = _class_scores_and_grad(model, to_model(batch, model, dev), target)
-    return _finish(grad, images, single)
+    return _modified_relu_gradient(model, images, target, "guided")
+
+
+def deconvnet_attribution(model: nn.Module, images: torch.Tensor, target: Target = None
+                          ) -> torch.Tensor:
+    """DeconvNet reconstruction (Zeiler & Fergus, 2014) of the class score, as a gradient.
+
+    Simonyan et al. (2013, section 4) show that a DeconvNet's backward step *is* the gradient's
+    at a convolution (convolution with the flipped filter = the transposed convolution) and at a
+    max-pool (the "switches" = the max-pool's gradient); only the ReLU differs: the DeconvNet
+    passes back ``max(g, 0)`` where the gradient passes back ``1[z > 0] · g``. So this is the
+    class-score gradient with every ReLU/ReLU6 module passing back ``max(g, 0)`` (see
+    :func:`modified_relus`, also for the choice at ReLU6). Equals Captum's ``Deconvolution`` on
+    networks whose activations are ``nn.ReLU`` modules (Captum hooks ``nn.ReLU`` only). One
+    forward and one backward pass.
+
+    Returns:
+        ``(N, 3, H, W)`` (``(3, H, W)`` for one image), signed; :func:`channel_max` makes a map.
+
+    Raises:
+        ValueError: the model has no ReLU/ReLU6 module (the result would be the gradient).
+    """
+    return _modified_relu_gradient(model, images, target, "deconvnet")
+
+
+def layerwise_backward(net: nn.Sequential, x: torch.Tensor, target: int | Sequence[int],
+                       rule: str = "gradient") -> torch.Tensor:
+    """The backward pass of a small ``nn.Sequential`` written out layer by layer, without autograd:
+    the DeconvNet of Zeiler & Fergus (2014) as Simonyan et al. (2013, section 4) describe it.
+
+    From the one-hot signal at ``target`` down to the input:
+
+    * ``nn.Conv2d`` (stride 1, zero padding ≤ kernel − 1, no dilation, one group): convolution with
+      the flipped filter, ``conv2d(R, W.flip(spatial).transpose(in, out))``;
+    * ``nn.MaxPool2d``: the signal goes back to the position of each window's maximum (the
+      "switches" recorded in the forward pass), summed where windows overlap;
+    * ``nn.Linear``: ``R Wᵀ``; ``nn.Flatten``: reshape;
+    * ``nn.ReLU``, with ``z`` its input: ``rule="gradient"`` ``R · 1[z > 0]``; ``"deconvnet"``
+      ``R · 1[R > 0]``; ``"guided"`` ``R · 1[z > 0] · 1[R > 0]``.
+
+    With ``rule="gradient"`` it is the gradient ``∂S_t/∂x`` of ``net`` (no normalisation: ``x``
+    is the network's input); the other rules change the ReLU step only.
+
+    Args:
+        net: ``nn.Sequential`` of the layers above, returning scores ``(N, classes)``.
+        x: ``(N, C, H, W)`` float input.
+        target: one class for all rows or one per row.
+
+    Returns:
+        ``(N, C, H, W)``, the signal reconstructed at the input.
+
+    Raises:
+        ValueError: an unknown ``rule``, a layer of another kind, or an unsupported convolution.
+    """
+    import torch.nn.functional as F
+
+    rules = ("gradient", "deconvnet", "guided")
+    if rule not in rules:
+        raise ValueError(f"rule={rule!r} is not known; choose one of {list(rules)}.")
+    inputs, switches = [], {}
+    h = x.detach()
+    with torch.no_grad():
+        for i, layer in enumerate(net):
+            inputs.append(h)
+            if isinstance(layer, nn.MaxPool2d):
+                h, switches[i] = F.max_pool2d(h, layer.kernel_size, layer.stride, layer.padding,
+                                              layer.dilation, layer.ceil_mode, return_indices=True)
+            elif isinstance(layer, nn.ReLU):
+                h = torch.relu(h)  # out of place: the input z is kept for the gradient's mask
+            elif isinstance(layer, (nn.Conv2d, nn.Linear, nn.Flatten)):
+                h = layer(h)
+            else:
+                raise ValueError(f"layer {i} ({type(layer).__name__}) is not supported; use Conv2d, "
+                                 "MaxPool2d, ReLU, Flatten and Linear layers.")
+        t = check_target(target, h.shape[0], num_classes=h.shape[1]).to(h.device)
+        r = torch.zeros_like(h).scatter_(1, t[:, None], 1.0)
+        for i in reversed(range(len(net))):
+            layer, z = net[i], inputs[i]
+            if isinstance(layer, nn.Conv2d):
+                (kh, kw), (ph, pw) = layer.kernel_size, layer.padding
+                if (layer.stride != (1, 1) or layer.dilation != (1, 1) or layer.groups != 1
+                        or layer.padding_mode != "zeros" or ph >= kh or pw >= kw):
+                    raise ValueError(f"layer {i}: only stride-1, undilated, single-group, "
+                                     "zero-padded convolutions with padding < kernel size.")
+                flipped = layer.weight.flip(-2, -1).transpose(0, 1)
+                r = F.conv2d(r, flipped, padding=(kh - 1 - ph, kw - 1 - pw))
+            elif isinstance(layer, nn.MaxPool2d):
+                flat = torch.zeros(z.shape[0], z.shape[1], z.shape[2] * z.shape[3], dtype=r.dtype,
+                                   device=r.device)
+                r = flat.scatter_add_(2, switches[i].flatten(2), r.flatten(2)).view_as(z)
+            elif isinstance(layer, nn.ReLU):
+                forward_mask, backward_mask = z > 0, r > 0
+                mask = {"gradient": forward_mask, "deconvnet": backward_mask,
+                        "guided": forward_mask & backward_mask}[rule]
+                r = r * mask
+            elif isinstance(layer, nn.Linear):
+                r = r @ layer.weight
+            else:
+                r = r.reshape(z.shape)
+    return r
 
 
 def grad_cam_layer(model: nn.Module) -> nn.Module:
