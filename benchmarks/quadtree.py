@@ -1,7 +1,8 @@
 """Quadtree benchmark: tree building, leaf convolution vs F.conv2d, and occlusion saliency.
 
 Run from the repository root: ``.venv/bin/python benchmarks/quadtree.py [--quick] [--threads N]``.
-One process, fixed thread count, warm-up runs, medians. Prints three tables:
+One process, fixed thread count, warm-up runs; contenders interleaved round by round
+(``utils.timing.compare_times``) and compared by the median of the per-round ratios. Prints:
 
 1. ``build_quadtree`` time at 224² on the sample images (goal: ≤ 50 ms).
 2. ``quadtree_conv2d`` (tree build included) vs ``F.conv2d`` of the same image, over channels and
@@ -56,7 +57,7 @@ from utils.occlusion import (
 )
 from utils.quadtree import build_quadtree, conv_macs, quadtree_conv2d
 from utils.saliency import saliency_map
-from utils.timing import benchmark_parser, benchmark_setup, median_time
+from utils.timing import benchmark_parser, benchmark_setup, compare_times, median_time
 
 
 def bench_build(samples, repeats: int) -> None:
@@ -72,10 +73,11 @@ def bench_build(samples, repeats: int) -> None:
     print(f"slowest median: {worst:.1f} ms (goal ≤ 50 ms)")
 
 
-def bench_crossover(quick: bool) -> None:
+def bench_crossover(quick: bool, rounds: int = 5) -> None:
     print("\n## 2b. Where does the leaf convolution pay off? 256² piecewise-constant images aligned with "
-          "the quadtree (4 or 16 leaves), 3×3 kernel, C → C channels, median of 3 runs (big layers)")
-    print(f"{'leaves':>6s} {'C':>5s} {'MAC ratio':>9s} {'dense ms':>9s} {'quadtree ms':>11s} {'speed-up':>8s}")
+          f"the quadtree (4 or 16 leaves), 3×3 kernel, C → C channels; dense and quadtree interleaved, {rounds} "
+          "rounds; speed-up = dense time / quadtree time, median of the per-round ratios [quartiles]")
+    print(f"{'leaves':>6s} {'C':>5s} {'MAC ratio':>9s} {'dense ms':>9s} {'speed-up':>8s}  quartiles")
     channels = (256, 512) if quick else (256, 512, 1024)
     for block in (128, 64):
         rgb = blocky_image(256, block, 0)
@@ -84,11 +86,18 @@ def bench_crossover(quick: bool) -> None:
             w = torch.randn(c, c, 3, 3) / (3 * c**0.5)
             tree = build_quadtree(rgb, 0.0)
             macs = conv_macs(tree, 3, c, c)
-            t_dense = median_time(lambda x=x, w=w: F.conv2d(x[None], w, padding=1), repeats=3)
-            t_quad = median_time(lambda x=x, w=w, rgb=rgb: quadtree_conv2d(build_quadtree(rgb, 0.0), x, w),
-                                 repeats=3)
-            print(f"{tree.n_leaves:6d} {c:5d} {macs['dense'] / macs['quadtree_exact']:9.1f} {t_dense * 1e3:9.1f} "
-                  f"{t_quad * 1e3:11.1f} {t_dense / t_quad:8.2f}", flush=True)
+            _print_speedup(f"{tree.n_leaves:6d} {c:5d} {macs['dense'] / macs['quadtree_exact']:9.1f}",
+                           lambda x=x, w=w: F.conv2d(x[None], w, padding=1),
+                           lambda x=x, w=w, rgb=rgb: quadtree_conv2d(build_quadtree(rgb, 0.0), x, w), rounds)
+
+
+def _print_speedup(head: str, dense, quad, rounds: int) -> None:
+    """Time ``dense`` and ``quad`` interleaved (:func:`compare_times`) and print one table row:
+    ``head``, the dense median in ms, and dense/quadtree as the median of per-round ratios."""
+    c = compare_times({"quadtree": quad, "dense": dense}, baseline="quadtree", rounds=rounds,
+                      warmup_rounds=1, warmup_seconds=0.5)
+    lo, hi = c.spread("dense")
+    print(f"{head} {c.median('dense') * 1e3:9.2f} {c.ratio('dense'):8.2f}  [{lo:.2f}, {hi:.2f}]", flush=True)
 
 
 def blocky_image(size: int, block: int, seed: int) -> torch.Tensor:
@@ -99,7 +108,9 @@ def blocky_image(size: int, block: int, seed: int) -> torch.Tensor:
 
 
 def bench_conv(samples, repeats: int, quick: bool) -> None:
-    print(f"\n## 2. quadtree_conv2d (tree build included) vs F.conv2d, 3×3 kernel, median of {repeats} runs")
+    print(f"\n## 2. quadtree_conv2d (tree build included) vs F.conv2d, 3×3 kernel, interleaved rounds "
+          f"({repeats}, or {max(5, repeats // 4)} from 64 channels on); speed-up = dense time / quadtree time, "
+          "median of the per-round ratios [quartiles]")
     print("Input: C_in channels made by repeating the RGB image; 'natural' = chelsea at threshold t,"
           " 'blocks b' = piecewise-constant b×b cells (threshold 0).")
     size = 112 if quick else 224
@@ -108,20 +119,18 @@ def bench_conv(samples, repeats: int, quick: bool) -> None:
               ("blocks 16", blocky_image(size, 16, 0), 0.0), ("blocks 56", blocky_image(size, 56, 0), 0.0)]
     channels = (3, 16, 64) if quick else (3, 16, 64, 128)
     print(f"{'input':15s} {'C':>4s} {'N/N²':>6s} {'R/N²':>6s} {'MAC ratio':>9s} {'dense ms':>9s} "
-          f"{'quadtree ms':>11s} {'speed-up':>8s}")
+          f"{'speed-up':>8s}  quartiles")
     for name, rgb, thr in inputs:
         for c in channels:
             x = rgb.repeat(-(-c // 3), 1, 1)[:c].contiguous()
             w = torch.randn(c, c, 3, 3) / (3 * c**0.5)
             tree = build_quadtree(rgb, thr)
             macs = conv_macs(tree, 3, c, c)
-            r = max(3, repeats // (4 if c >= 64 else 1))
-            t_dense = median_time(lambda x=x, w=w: F.conv2d(x[None], w, padding=1), repeats=r)
-            t_quad = median_time(lambda x=x, w=w, rgb=rgb, thr=thr: quadtree_conv2d(
-                build_quadtree(rgb, thr), x, w), repeats=r)
-            print(f"{name:15s} {c:4d} {tree.leaf_fraction:6.3f} {macs['ring'] / macs['pixels']:6.3f} "
-                  f"{macs['dense'] / macs['quadtree_exact']:9.1f} {t_dense * 1e3:9.2f} "
-                  f"{t_quad * 1e3:11.2f} {t_dense / t_quad:8.2f}")
+            _print_speedup(f"{name:15s} {c:4d} {tree.leaf_fraction:6.3f} {macs['ring'] / macs['pixels']:6.3f} "
+                           f"{macs['dense'] / macs['quadtree_exact']:9.1f}",
+                           lambda x=x, w=w: F.conv2d(x[None], w, padding=1),
+                           lambda x=x, w=w, rgb=rgb, thr=thr: quadtree_conv2d(build_quadtree(rgb, thr), x, w),
+                           max(5, repeats // (4 if c >= 64 else 1)))
 
 
 HALF = STRIDE // 2  # the stability check moves the window grid by half a stride (4 px)
@@ -342,8 +351,9 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--photos", default=None,
-                        help="comma-separated sample names for sections occlusion, judge and walltime "
-                             "(default: every sample; --quick: the first 2)")
+                        help="comma-separated sample names for sections occlusion, judge and walltime, "
+                             "or 'all' for the 24 photographs of sample_names('all') (default: the 8 course "
+                             "photographs; --quick: the first 2)")
     parser.add_argument("--rounds", type=int, default=3, help="wall-time rounds (section walltime)")
     parser.add_argument("--size", type=int, default=None,
                         help="image side for sections judge and walltime (default 224; --quick: 112, "
@@ -369,7 +379,8 @@ def main() -> None:
     if args.skip_occlusion or not sections & {"occlusion", "judge", "walltime", "probe"}:
         return
     model = load_classifier("efficientnet_lite0", device=dev)
-    photos = evaluation_samples(args.photos.split(",") if args.photos else None)
+    chosen = sample_names("all") if args.photos == "all" else args.photos.split(",") if args.photos else None
+    photos = evaluation_samples(chosen)
     if args.quick and not args.photos:
         photos = photos[:2]
     if "occlusion" in sections:
