@@ -169,7 +169,8 @@ def write_student_edition(sources: list[Path], out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.edition", description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="source notebooks (default: notebooks/[0-9]*.ipynb)")
+                        help="source notebooks (default: notebooks/[0-9]*.ipynb); with --verify, the "
+                             "student notebooks to execute (default: every notebook in --out)")
     parser.add_argument("--out", type=Path, default=Path("student"), help="output folder (student/)")
     parser.add_argument("--verify", action="store_true",
                         help="execute the given student notebooks and check that every exercise "
