@@ -151,33 +151,30 @@ def bench_occlusion(model, samples, batch_size: int, ceiling: bool) -> None:
     print("\n## 3. Occlusion saliency: quadtree vs sliding window (patch 16, stride 8, 729 windows)")
     print("sliding window = occlusion_field + field_to_map (the unit tests check it equals "
           "occlusion); quadtree = quadtree_occlusion with its defaults (rule 'max').")
-    print(f"{'image':14s} {'passes sw':>9s} {'passes qt':>9s} {'fewer':>6s} {'s sw':>6s} {'s qt':>6s} "
+    print("(wall time: section walltime, which interleaves the two)")
+    print(f"{'image':14s} {'passes sw':>9s} {'passes qt':>9s} {'fewer':>6s} "
           f"{'rho qt':>7s} {'rho grad':>8s} {'rho shift':>9s}")
     rows, fields = [], []
     for s in samples:
-        t0 = time.perf_counter()
         field = occlusion_field(model, s.image, s.target, batch_size=batch_size)
         sw = field_to_map(field, (224, 224))
-        t1 = time.perf_counter()
         qt = quadtree_occlusion(model, s.image, s.target, batch_size=batch_size)
-        t2 = time.perf_counter()
         grad = saliency_map(model, s.image, s.target)
         r_shift = spearman(shifted_dense(model, s.image, s.target, batch_size)[1], sw[HALF:, HALF:]) \
             if ceiling else float("nan")
         r_qt, r_grad = spearman(qt.saliency, sw), spearman(grad, sw)
         n_sw = field.numel() + 1  # every window, plus the clean image
-        rows.append((n_sw / qt.n_forward, r_qt, r_grad, (t1 - t0) / (t2 - t1), r_shift))
+        rows.append((n_sw / qt.n_forward, r_qt, r_grad, r_shift))
         fields.append((field, sw))
-        print(f"{s.name:14s} {n_sw:9d} {qt.n_forward:9d} {rows[-1][0]:6.1f} {t1 - t0:6.1f} "
-              f"{t2 - t1:6.1f} {r_qt:7.3f} {r_grad:8.3f} {r_shift:9.3f}", flush=True)
+        print(f"{s.name:14s} {n_sw:9d} {qt.n_forward:9d} {rows[-1][0]:6.1f} "
+              f"{r_qt:7.3f} {r_grad:8.3f} {r_shift:9.3f}", flush=True)
     rqt = [r[1] for r in rows]
-    print(f"median: {statistics.median(r[0] for r in rows):.1f}× fewer passes, "
-          f"{statistics.median(r[3] for r in rows):.1f}× less wall time; Spearman ρ quadtree vs "
+    print(f"median: {statistics.median(r[0] for r in rows):.1f}× fewer passes; Spearman ρ quadtree vs "
           f"sliding window: median {statistics.median(rqt):.3f}, min {min(rqt):.3f}; "
           f"{sum(r >= 0.8 for r in rqt)}/{len(rqt)} images reach ρ ≥ 0.8 (goal: all at ≥ 10× fewer); "
           f"gradient map vs sliding window: median ρ {statistics.median(r[2] for r in rows):.3f}")
     if ceiling:
-        shift = [r[4] for r in rows]
+        shift = [r[3] for r in rows]
         print(f"reference's own reproducibility (lattice moved {HALF} px, pixels [{HALF}:, {HALF}:]): median ρ "
               f"{statistics.median(shift):.3f}, min {min(shift):.3f}")
     print("\n## 4. Budget curve (replayed on the measured fields: a probe reads the field, no new passes)")
@@ -307,28 +304,22 @@ def bench_judge(model, samples, batch_size: int, steps: int) -> None:
 
 
 def bench_walltime(model, samples, batch_size: int, rounds: int) -> None:
-    print(f"\n## 6. Wall time, one process, interleaved: quadtree_occlusion (defaults: "
-          f"{RECOMMENDED_PASSES} occluded passes + 1) vs occlusion (the dense sliding window), "
-          f"{rounds} round(s), the order alternating between rounds")
-    ratios = []
+    print(f"\n## 6. Wall time, one process, interleaved (compare_times): quadtree_occlusion (defaults: "
+          f"{RECOMMENDED_PASSES} occluded passes + 1) vs occlusion (the dense sliding window), {rounds} "
+          "round(s) per photograph; 'less' = median of the per-round ratios dense / quadtree [quartiles]")
     quadtree_occlusion(model, samples[0].image, samples[0].target, batch_size=batch_size)  # warm-up
     occlusion(model, samples[0].image, samples[0].target, batch_size=batch_size)
+    ratios = []
     for s in samples:
-        t_qt, t_sw = [], []
-        for r in range(rounds):
-            order = ("qt", "sw") if r % 2 == 0 else ("sw", "qt")
-            for which in order:
-                t0 = time.perf_counter()
-                if which == "qt":
-                    quadtree_occlusion(model, s.image, s.target, batch_size=batch_size)
-                    t_qt.append(time.perf_counter() - t0)
-                else:
-                    occlusion(model, s.image, s.target, batch_size=batch_size)
-                    t_sw.append(time.perf_counter() - t0)
-        ratios.append(statistics.median(t_sw) / statistics.median(t_qt))
-        print(f"{s.name:14s} dense {statistics.median(t_sw):6.2f} s   quadtree {statistics.median(t_qt):6.2f} s   "
-              f"{ratios[-1]:5.1f}× less", flush=True)
-    print(f"median: {statistics.median(ratios):.1f}× less wall time (goal ≥ 8×)")
+        c = compare_times({"quadtree": lambda s=s: quadtree_occlusion(model, s.image, s.target, batch_size=batch_size),
+                           "dense": lambda s=s: occlusion(model, s.image, s.target, batch_size=batch_size)},
+                          rounds=rounds, warmup_rounds=0, warmup_seconds=0.0)
+        ratios.append(c.ratio("dense"))
+        lo, hi = c.spread("dense")
+        print(f"{s.name:14s} dense {c.median('dense'):6.2f} s   quadtree {c.median('quadtree'):6.2f} s   "
+              f"{ratios[-1]:5.1f}× less [{lo:.1f}, {hi:.1f}]", flush=True)
+    print(f"median over photographs: {statistics.median(ratios):.1f}× less wall time "
+          f"(range {min(ratios):.1f}–{max(ratios):.1f}; goal ≥ 8×)")
 
 
 def bench_probe(model) -> None:

@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._validation import (
@@ -529,8 +530,6 @@ def layerwise_backward(net: nn.Sequential, x: torch.Tensor, target: int | Sequen
     Raises:
         ValueError: an unknown ``rule``, a layer of another kind, or an unsupported convolution.
     """
-    import torch.nn.functional as F
-
     rules = ("gradient", "deconvnet", "guided")
     if rule not in rules:
         raise ValueError(f"rule={rule!r} is not known; choose one of {list(rules)}.")
@@ -632,8 +631,6 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: Target = None, *,
         ``(N, H, W)`` (``(H, W)`` for one image; ``(N, h, w)`` at the layer's resolution when
         ``upsample=False``), non-negative, in units of ``S_c``.
     """
-    import torch.nn.functional as F
-
     batch, single = check_images(images)
     dev = model_device(model)
     module = _resolve_layer(model, layer)
