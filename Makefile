@@ -50,7 +50,7 @@ notebooks-1thread: $(STAMP)
 # kernels by CPU, so the last bits of every result differ between laptops; these variables make this
 # machine compute like one without AVX (PORTABLE_ISA=avx2 emulates an AVX2-only CPU instead), on one
 # thread. The committed outputs must pass unchanged. `make fingerprint` shows that the emulation
-# really changes the logits' bits (python -m utils.env --fingerprint, with and without it).
+# really changes the logits' bits (python -m utils.course.env --fingerprint, with and without it).
 PORTABLE_ISA ?= sse
 ifeq ($(PORTABLE_ISA),avx2)
 EMULATE := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
@@ -59,8 +59,8 @@ EMULATE := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTR
 endif
 
 fingerprint: $(STAMP)
-	$(PY) -m utils.env --fingerprint
-	$(EMULATE) OMP_NUM_THREADS=1 $(PY) -m utils.env --fingerprint
+	$(PY) -m utils.course.env --fingerprint
+	$(EMULATE) OMP_NUM_THREADS=1 $(PY) -m utils.course.env --fingerprint
 
 test-portable: fingerprint
 	$(EMULATE) OMP_NUM_THREADS=1 SALIENCY_COURSE_THREADS=1 IPYTHONDIR=$(CURDIR)/tests/ipython \
@@ -91,25 +91,25 @@ test-browser: $(STAMP)
 	$(PY) tests/browser/browser_check.py
 
 # Executes copies (the committed notebooks are untouched); vendors MathJax/reveal.js via npm when
-# available (else CDN links; python -m utils.report --help for the options).
+# available (else CDN links; python -m utils.course.report --help for the options).
 report: $(STAMP)
-	$(PY) -m utils.report --out reports
+	$(PY) -m utils.course.report --out reports
 
 # The README's course table: preview thumbnails (notebooks/previews/) and run times measured by
 # executing every notebook afresh (run it on a quiet machine).
 readme: $(STAMP)
-	$(PY) -m utils.report --out reports --readme README.md
+	$(PY) -m utils.course.report --out reports --readme README.md
 
 # The seminar's student edition: nbgrader's ### BEGIN/END SOLUTION regions replaced by stubs
-# (python -m utils.edition --help). A build output: hand out the folder, do not commit it.
+# (python -m utils.course.edition --help). A build output: hand out the folder, do not commit it.
 student: $(STAMP)
 	rm -rf student
-	$(PY) -m utils.edition --out student
+	$(PY) -m utils.course.edition --out student
 
 # Executes the student notebooks (minutes): each exercise's self-check must fail with its hint on
 # the stub, and no other cell may fail.
 test-student: student
-	IPYTHONDIR=$(CURDIR)/tests/ipython $(PY) -m utils.edition --verify --out student
+	IPYTHONDIR=$(CURDIR)/tests/ipython $(PY) -m utils.course.edition --verify --out student
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -21,8 +21,8 @@ import time
 import torch
 
 from utils.class_model import PAPER_SETTINGS, class_model_run, judge_rank
+from utils.course.timing import benchmark_parser, benchmark_setup
 from utils.models import load_classifier
-from utils.timing import benchmark_parser, benchmark_setup
 
 ALL_CLASSES = [1, 130, 207, 292, 323, 388, 417, 504, 950, 980]
 SETTINGS = {

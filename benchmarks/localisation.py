@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from utils.course.timing import benchmark_parser, benchmark_setup, median_time
 from utils.images import load_samples, sample_names
 from utils.localisation import (
     box_iou,
@@ -44,7 +45,6 @@ from utils.localisation import (
 from utils.metrics import bootstrap_interval, mass_in_box, pointing_game
 from utils.models import load_classifier
 from utils.saliency import saliency_map, smoothgrad
-from utils.timing import benchmark_parser, benchmark_setup, median_time
 
 #: Main boxes below this share of the 224² crop count as small objects in the accuracy table.
 SMALL = 0.2

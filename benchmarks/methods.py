@@ -1,7 +1,7 @@
 """Benchmark: seconds per image of each saliency method (notebook 06's settings).
 
 In one process, every method of ``utils.saliency.saliency_methods`` runs on a batch of the sample
-photographs (224×224), interleaved round by round after a warm-up (``utils.timing.compare_times``):
+photographs (224×224), interleaved round by round after a warm-up (``utils.course.timing.compare_times``):
 the median wall time per image, its ratio to the plain gradient map (the median of the per-round
 ratios, with quartiles) and the passes each method makes per image (``utils.metrics.count_passes``).
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import torch
 
+from utils.course.timing import benchmark_parser, benchmark_setup, compare_times
 from utils.images import load_samples
 from utils.metrics import count_passes
 from utils.models import load_classifier
 from utils.saliency import saliency_methods
-from utils.timing import benchmark_parser, benchmark_setup, compare_times
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Run from the repository root: ``.venv/bin/python benchmarks/quadtree.py [--quick] [--threads N]``.
 One process, fixed thread count, warm-up runs; contenders interleaved round by round
-(``utils.timing.compare_times``) and compared by the median of the per-round ratios. Prints:
+(``utils.course.timing.compare_times``) and compared by the median of the per-round ratios. Prints:
 
 1. ``build_quadtree`` time at 224² on the sample images (goal: ≤ 50 ms).
 2. ``quadtree_conv2d`` (tree build included) vs ``F.conv2d`` of the same image, over channels and
@@ -33,6 +33,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from utils.course.timing import benchmark_parser, benchmark_setup, compare_times, median_time
 from utils.images import Sample, load_samples, sample_names
 from utils.localisation import box_iou, saliency_box
 from utils.metrics import (
@@ -57,7 +58,6 @@ from utils.occlusion import (
 )
 from utils.quadtree import build_quadtree, conv_macs, quadtree_conv2d
 from utils.saliency import saliency_map
-from utils.timing import benchmark_parser, benchmark_setup, compare_times, median_time
 
 
 def bench_build(samples, repeats: int) -> None:

@@ -1,7 +1,7 @@
 """Benchmark: the cost of a gradient saliency map.
 
 Contenders, interleaved round by round in one process after a real warm-up
-(``utils.timing.compare_times``), at batch 1 and 8 on 224×224 photographs:
+(``utils.course.timing.compare_times``), at batch 1 and 8 on 224×224 photographs:
   * ``forward``: a no-grad forward pass of the *plain* network (BatchNorms as timm builds them);
     every ratio is relative to it;
   * ``forward (folded)``: the same on the course's default model (BatchNorms folded);
@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 from captum.attr import Saliency
 
+from utils.course.timing import benchmark_parser, benchmark_setup, compare_times
 from utils.images import load_samples
 from utils.models import load_classifier
 from utils.saliency import saliency_map
-from utils.timing import benchmark_parser, benchmark_setup, compare_times
 
 
 def main() -> None:

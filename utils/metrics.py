@@ -52,6 +52,7 @@ __all__ = [
     "gaussian_blur",
     "mass_in_box",
     "pointing_game",
+    "centre_pointing",
     "cascade_layers",
     "spearman",
     "top_fraction_iou",
@@ -256,6 +257,25 @@ def pointing_game(maps: torch.Tensor, boxes: Sequence[Sequence[int]], *, toleran
         hits.append(x0 - tolerance <= x < x1 + tolerance and y0 - tolerance <= y < y1 + tolerance)
     out = torch.tensor(hits)
     return out[0] if single else out
+
+
+def centre_pointing(boxes: Sequence[Sequence[int]], height: int, width: int, *, tolerance: int = 15
+                    ) -> torch.Tensor:
+    """The pointing game's centre baseline (TorchRay's "center" row): always point at the image
+    centre, pixel ``(height // 2, width // 2)``, and score it as :func:`pointing_game` does.
+
+    A map is worth its pointing-game score only by how far it beats this: photographs centre their
+    objects, so the centre alone already hits most boxes.
+
+    Returns:
+        ``(N,)`` bool, one hit per box.
+    """
+    for name, v in (("height", height), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int (the maps' size), got {v!r}.")
+    centre = torch.zeros(len(boxes), height, width)
+    centre[:, height // 2, width // 2] = 1.0
+    return pointing_game(centre, boxes, tolerance=tolerance)
 
 
 # --------------------------------------------------------------------------- sanity check

@@ -34,7 +34,6 @@ import torch
 import torch.nn.functional as F
 
 from ._validation import check_positive_int
-from .timing import median_time  # re-exported: notebook 05 times with it
 
 __all__ = [
     "QuadTree",
@@ -45,7 +44,6 @@ __all__ = [
     "conv_macs",
     "uniform_reconstruction",
     "psnr",
-    "median_time",
     "draw_leaves",
 ]
 

@@ -1,4 +1,4 @@
-"""The student edition (utils.edition) and the exercises' checkers (utils.exercises).
+"""The student edition (utils.course.edition) and the exercises' checkers (utils.course.exercises).
 
 The generator must remove every solution and nothing else; every checker must accept the right
 answer, turn a stub into a hint, and reject the typical wrong answers with their own hint. Executing
@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from utils import exercises as ex
-from utils.edition import (
+from utils.course import exercises as ex
+from utils.course.edition import (
     BEGIN,
     END,
     exercise_groups,
@@ -23,7 +23,7 @@ from utils.edition import (
 )
 from utils.models import ImageClassifier
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("0[1-6]_*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("0[1-6]_*.ipynb"))
 
 
 # --- the generator ----------------------------------------------------------------------------------
@@ -306,3 +306,21 @@ def test_check_choice_and_answered():
         ex.check_choice("q", None, "b")
     with pytest.raises(AssertionError, match="set x, y"):
         ex.check_answered("q", x=None, y=None, z=1)
+
+
+def test_tagged_outputs_are_cleared_and_analysis_cells_get_their_stub():
+    import nbformat as nbf
+
+    from utils.course.edition import ANALYSIS_STUB, student_notebook
+
+    nb = nbf.v4.new_notebook()
+    figure = nbf.v4.new_code_cell("print(0.54)", metadata={"tags": ["student-clear"]})
+    figure.outputs = [nbf.v4.new_output("stream", text="0.54\n")]
+    kept = nbf.v4.new_code_cell("print(1)")
+    kept.outputs = [nbf.v4.new_output("stream", text="1\n")]
+    analysis = nbf.v4.new_markdown_cell("## Results\n### BEGIN SOLUTION\nIt works.\n### END SOLUTION",
+                                        metadata={"tags": ["analysis"]})
+    nb.cells = [figure, kept, analysis]
+    out = student_notebook(nb)
+    assert out.cells[0].outputs == [] and out.cells[1].outputs
+    assert ANALYSIS_STUB in out.cells[2].source and "It works" not in out.cells[2].source

@@ -1,4 +1,4 @@
-"""utils.report: the `make report` builder (on tiny synthetic
+"""utils.course.report: the `make report` builder (on tiny synthetic
 notebooks, without executing the course's notebooks and without the npm registry)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from utils.report import (
+from utils.course.report import (
     TABLE_END,
     TABLE_START,
     build_report,
@@ -80,7 +80,7 @@ def test_build_executes_in_a_fresh_kernel(course, tmp_path):
 
 
 def test_vendor_assets_falls_back_to_the_cdn_without_npm(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("utils.report.shutil.which", lambda name: None)
+    monkeypatch.setattr("utils.course.report.shutil.which", lambda name: None)
     urls = vendor_assets(tmp_path, "auto")
     assert all(u.startswith("https://") for u in urls.values())
     assert "need" in capsys.readouterr().out
@@ -177,7 +177,7 @@ def test_update_readme_needs_the_markers(tmp_path, course):
 def test_the_course_readme_table_lists_every_notebook_with_preview_and_run_time():
     from pathlib import Path
 
-    from utils.report import ROOT
+    from utils.course.report import ROOT
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     table = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]

@@ -1,7 +1,7 @@
 """The student edition: the committed notebooks with their worked solutions taken out.
 
 The notebooks in ``notebooks/`` are the teacher's edition: complete and tested. Solutions are
-marked with nbgrader's conventions, and ``python -m utils.edition`` (``make student``) writes the
+marked with nbgrader's conventions, and ``python -m utils.course.edition`` (``make student``) writes the
 student edition to ``student/``:
 
 * in a **code** cell, the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` become
@@ -12,7 +12,11 @@ student edition to ``student/``:
   the student notebook runs top to bottom and every self-check speaks.)
 * in a **markdown** cell (a written answer), the region becomes ``YOUR ANSWER HERE``;
 * the outputs of solution cells, and of the code cells after them up to the next markdown cell
-  (their self-checks), are cleared; every other cell keeps its outputs, so the notebook still reads.
+  (their self-checks), are cleared; so are the outputs of every cell tagged ``student-clear`` (a
+  figure or table elsewhere that shows an exercise's answer). Every other cell keeps its outputs,
+  so the notebook still reads;
+* a markdown cell tagged ``analysis`` (the report's sections, which the student edition turns into
+  a term-project template) gets ``YOUR ANALYSIS HERE`` instead of ``YOUR ANSWER HERE``.
 
 nbgrader itself (0.9.6) is not used: it needs JupyterLab 4, Notebook 7, SQLAlchemy and a course
 directory with a gradebook database, requires its own cell metadata on solution cells, and clears
@@ -35,6 +39,9 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 CODE_STUB = "# YOUR CODE HERE"
 TEXT_STUB = "YOUR ANSWER HERE"
+ANALYSIS_STUB = "YOUR ANALYSIS HERE"
+CLEAR_TAG = "student-clear"
+ANALYSIS_TAG = "analysis"
 _EXERCISE = re.compile(r"\*\*Exercise\s+(\d+)")
 
 
@@ -43,8 +50,14 @@ def has_solution(cell) -> bool:
     return BEGIN in cell.source
 
 
-def strip_solutions(source: str, *, markdown: bool = False, exercise: str = "this exercise") -> str:
-    """Replace every ``BEGIN``/``END SOLUTION`` region of ``source`` with its stub.
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def strip_solutions(source: str, *, markdown: bool = False, exercise: str = "this exercise",
+                    text_stub: str = TEXT_STUB) -> str:
+    """Replace every ``BEGIN``/``END SOLUTION`` region of ``source`` with its stub (``text_stub``
+    in a markdown cell).
 
     Raises:
         ValueError: a region that is not closed, or an ``END`` without a ``BEGIN``.
@@ -59,7 +72,7 @@ def strip_solutions(source: str, *, markdown: bool = False, exercise: str = "thi
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
             if markdown:
-                out.append(indent + TEXT_STUB)
+                out.append(indent + text_stub)
             else:
                 out.append(indent + CODE_STUB)
                 if indent:
@@ -85,9 +98,10 @@ def student_notebook(nb):
         if cell.cell_type == "markdown" and (m := _EXERCISE.search(cell.source)):
             exercise = f"Exercise {m.group(1)}"
         if has_solution(cell):
+            stub = ANALYSIS_STUB if ANALYSIS_TAG in _tags(cell) else TEXT_STUB
             cell.source = strip_solutions(cell.source, markdown=cell.cell_type == "markdown",
-                                          exercise=exercise)
-        if i in cleared:
+                                          exercise=exercise, text_stub=stub)
+        if i in cleared or (cell.cell_type == "code" and CLEAR_TAG in _tags(cell)):
             cell.outputs = []
             cell.execution_count = None
     return nb
@@ -167,7 +181,7 @@ def write_student_edition(sources: list[Path], out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m utils.edition", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m utils.course.edition", description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="source notebooks (default: notebooks/[0-9]*.ipynb); with --verify, the "
                              "student notebooks to execute (default: every notebook in --out)")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from utils.course.offline import NetworkAccessError
 from utils.models import WeightsNotAvailableError, load_classifier
-from utils.offline import NetworkAccessError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_guard_blocks_remote_addresses():

@@ -1,10 +1,10 @@
-"""utils.expect: tables printed for the reader, checked with a tolerance."""
+"""utils.course.expect: tables printed for the reader, checked with a tolerance."""
 
 from __future__ import annotations
 
 import pytest
 
-from utils.expect import expect_table, expect_value
+from utils.course.expect import expect_table, expect_value
 
 
 def test_values_within_tolerance_pass_and_are_printed(capsys):

@@ -1,6 +1,6 @@
 """An environment check for the introduction notebook and for bug reports.
 
-``python -m utils.env --fingerprint`` prints the CPU kernels PyTorch uses and a SHA-256 of the
+``python -m utils.course.env --fingerprint`` prints the CPU kernels PyTorch uses and a SHA-256 of the
 default model's logits on one photograph. Two machines (or one machine under the emulation of
 ``make test-portable``) that print different fingerprints compute the same network with different
 kernels: their results agree only to float rounding, which is why the notebooks print nothing
@@ -54,8 +54,8 @@ def logit_fingerprint(sample: str = "coffee") -> dict[str, str]:
         ``{"cpu capability": ..., "emulation": ..., "logit sha256": first 16 hex digits,
         "top score": the largest logit to 7 digits}``.
     """
-    from .images import load_image
-    from .models import load_classifier
+    from ..images import load_image
+    from ..models import load_classifier
 
     model = load_classifier(device="cpu")
     with torch.no_grad():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import check_positive_int
+from .._validation import check_positive_int
 
 __all__ = ["median_time", "compare_times", "Comparison", "benchmark_parser", "benchmark_setup"]
 

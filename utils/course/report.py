@@ -1,6 +1,6 @@
-"""The course's report: ``make report`` (``python -m utils.report``).
+"""The course's report: ``make report`` (``python -m utils.course.report``).
 
-``python -m utils.report [--out reports] [--no-execute] [--offline-assets auto|yes|no]
+``python -m utils.course.report [--out reports] [--no-execute] [--offline-assets auto|yes|no]
 [--timeout 900] [--notebooks DIR]``
 
 1. **Execute** every ``notebooks/NN_*.ipynb`` in order, each in a fresh ``python3`` kernel started in
@@ -55,7 +55,7 @@ import torch
 __all__ = ["NotebookPage", "find_notebooks", "vendor_assets", "build_report",
            "preview_png", "update_readme", "main"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CDN_MATHJAX = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
 CDN_REVEAL = "https://unpkg.com/reveal.js@4.0.2"
 _VENDOR = {"reveal.js": "reveal.js@4", "mathjax": "mathjax@3", "requirejs": "requirejs@2",
@@ -342,7 +342,7 @@ def update_readme(readme: Path | str, pages: Sequence[NotebookPage], previews: P
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m utils.report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m utils.course.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
     p.add_argument("--notebooks", default=None, help="folder of NN_*.ipynb (default: notebooks/)")
     p.add_argument("--no-execute", action="store_true",
