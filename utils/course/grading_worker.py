@@ -35,16 +35,20 @@ def run(notebook: Path, events: Path, out: Path, timeout: int, max_output: int) 
         chars: dict[int, int] = {}
 
         def output(self, outs, msg, display_id, cell_index):
-            size = len(json.dumps(msg.get("content", {})))
+            content = msg.get("content", {})
+            size = len(json.dumps(content))
             used = self.chars.get(cell_index, 0)
             self.chars[cell_index] = used + size
-            if used + size > max_output:
-                if used <= max_output:
-                    outs.append(nbformat.v4.new_output(
-                        "stream", name="stderr",
-                        text=f"[output cut by the grader after {max_output} characters]\n"))
-                return None
-            return super().output(outs, msg, display_id, cell_index)
+            if used + size <= max_output:
+                return super().output(outs, msg, display_id, cell_index)
+            if used <= max_output:   # the first output over the cap: keep its start, say so
+                if msg.get("msg_type") == "stream":
+                    outs.append(nbformat.v4.new_output("stream", name=content.get("name", "stdout"),
+                                                       text=str(content.get("text", ""))[:max(0, max_output - used)]))
+                outs.append(nbformat.v4.new_output(
+                    "stream", name="stderr",
+                    text=f"[output cut by the grader after {max_output} characters]\n"))
+            return None
 
     def executed(cell, cell_index, execute_reply=None, **_):
         error = next(([o.get("ename", ""), o.get("evalue", "")] for o in cell.get("outputs", [])

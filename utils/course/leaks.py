@@ -461,7 +461,18 @@ class _Scan:
                         return True
         return False
 
+    def span_waiver(self, span: ExerciseSpan) -> bool | set[str]:
+        """What the exercise's solution cells waive (``leak_ok``) for the whole exercise."""
+        waived: set[str] = set()
+        for j in span.solution_cells:
+            w = _waiver(self.teacher.cells[j])
+            if w is True:
+                return True
+            waived |= w or set()
+        return waived
+
     def check_code(self, span: ExerciseSpan) -> None:
+        waiver = self.span_waiver(span)
         for i, code in self.check_sources(span):
             tree, parsed = _parse_with_text(code)
             if tree is None:
@@ -471,20 +482,21 @@ class _Scan:
                 line = line.split("\n")[0].strip()
                 if isinstance(node, ast.Assert):
                     self.add(i, "source", "bare assert in the check code", line, span.name,
-                             "it shows what the reference satisfies; move it into the checker")
+                             "it shows what the reference satisfies; move it into the checker",
+                             source_waiver=waiver)
                 elif isinstance(node, ast.Call) and _func_name(node) == "check_choice":
                     correct = node.args[2] if len(node.args) > 2 else next(
                         (k.value for k in node.keywords if k.arg == "correct"), None)
                     if isinstance(correct, ast.Constant):
                         self.add(i, "source", "the correct choice in the check code", _show(correct.value),
-                                 span.name, "move the letter into the checker")
+                                 span.name, "move the letter into the checker", waiver)
                     hints = node.args[3] if len(node.args) > 3 else next(
                         (k.value for k in node.keywords if k.arg == "hints"), None)
                     if isinstance(hints, ast.Dict) and hints.keys:
                         keys = [_show(k.value) for k in hints.keys if isinstance(k, ast.Constant)]
                         self.add(i, "source", "the wrong choices named in the check code",
                                  ", ".join(keys), span.name, "the missing letter is the answer; move "
-                                 "the hints into the checker")
+                                 "the hints into the checker", waiver)
                 elif isinstance(node, ast.Compare) and any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops):
                     operands = [node.left, *node.comparators]
                     consts = [o.value for o in operands if isinstance(o, ast.Constant)
@@ -492,11 +504,11 @@ class _Scan:
                               and not (_small_int(o.value) and not isinstance(o.value, float))]
                     if consts and any(not isinstance(o, ast.Constant) for o in operands):
                         self.add(i, "source", "a value compared with a literal in the check code", line,
-                                 span.name, "the literal is the answer; compute it in the checker")
+                                 span.name, "the literal is the answer; compute it in the checker", waiver)
                 elif isinstance(node, ast.Call) and _func_name(node) == "print" and node.args \
                         and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args):
                     self.add(i, "source", "a fixed conclusion printed by the check code", line,
-                             span.name, "print verdicts from the checker, after the answer is checked")
+                             span.name, "print verdicts from the checker, after the answer is checked", waiver)
 
 
 def _equal_const(const, value) -> bool:
