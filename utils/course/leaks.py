@@ -18,7 +18,8 @@ every place where a student can read an answer instead of working it out:
   constant in the exercise's check code, in one of its hints, in a kept output, or in the
   exercise's own markdown. Short strings and booleans are options the prompt lists on purpose, so
   the prompt is not searched for them; small integers (−2 … 2) count only inside comparisons and
-  never in text. Elsewhere in the notebook's prose, a number counts when the same cell also shows
+  never in text, and a kept output (a table full of counts) is searched only for strings, floats
+  and integers of two digits or more. Elsewhere in the notebook's prose, a number counts when the same cell also shows
   another number of the solution's derivation (``start = 7   # (7 + 1)² = 64 …`` and a section
   that says "a 7×7 grid … 64 corner windows") that the prompt does not give.
 * **check code** that states what the reference satisfies: ``check_choice(…, "b")`` with the correct
