@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
 TIMEOUT = 240        # generous: a loaded 2-core CI machine starts a kernel with torch in ~20 s
 LOOP_TIMEOUT = 15
+MEMORY_GB = 2        # a kernel that imports torch needs well under 1 GiB of data
 
 
 def toy_teacher():
@@ -134,6 +135,10 @@ def test_assemble_notes_code_that_touches_the_checks():
                             "def err(a, b):\n    return 2.0")
     _, _, notes = assemble(teacher, sub)
     assert list(notes.values()) == ["utils.course"]
+    # the teacher's own lines in an exercise cell (an import of a checker) are not the student's
+    teacher.cells[3].source = "from utils.course.exercises import check_answered\n" + teacher.cells[3].source
+    sub = student_notebook(teacher)
+    assert assemble(teacher, sub)[2] == {}
 
 
 def test_reports(tmp_path):
@@ -275,13 +280,14 @@ def graded(tmp_path_factory):
            _with(t01, c3="for i in range(20000):\n    print('x' * 100)\ny = 7",
                  c4="print('✓ double: correct')", c6="def inc(a):\n    return a + 1"))
     _write(subs / "library", "02_refusal.ipynb", _with(t02, c3="err = C.rel_error"))
+    _write(subs / "hog", "01_toy.ipynb", _with(t01, c3="y = 6\nhoard = bytearray(3 * 2**30)"))
     out = base / "out"
     before = sorted(p.relative_to(course) for p in course.rglob("*"))
     with ThreadPoolExecutor(2) as pool:   # the endless loop under its own, short limit
         loop = pool.submit(grade, base / "loop", base / "out-loop", teacher_dir=teachers,
                            course=course, timeout=LOOP_TIMEOUT, progress=lambda _: None)
         rows = grade(subs, out, teacher_dir=teachers, course=course, timeout=TIMEOUT, jobs=3,
-                     progress=lambda _: None)
+                     memory_gb=MEMORY_GB, progress=lambda _: None)
         rows += loop.result()
     after = sorted(p.relative_to(course) for p in course.rglob("*"))
     return {"rows": rows, "out": out, "course": course, "unchanged": before == after}
@@ -321,6 +327,8 @@ def test_hostile_submissions(graded):
                                                ("2", True, "passed")]
     spam = nbformat.read(graded["out"] / "feedback" / "tamper" / "01_toy.ipynb", as_version=4)
     assert len(json.dumps([c.get("outputs") for c in spam.cells])) < 200_000   # output capped
+    assert _verdicts(graded, "hog")[:2] == [
+        ("1", False, f"ran out of memory (the limit is {MEMORY_GB} GiB)"), ("2", True, "passed")]
     library = _verdicts(graded, "library", "02_refusal")
     assert library[0][1] is False and "Exercise 1 asks you to write this yourself" in library[0][2]
 
@@ -331,7 +339,7 @@ def test_the_reports_are_written(graded):
         rows = list(csv.DictReader(f))
     assert len(rows) == len([r for r in graded["rows"] if r.student != "loop"])
     assert {r["student"] for r in rows} == {"teacher", "student", "garbage", "hostile", "tamper",
-                                           "library"}
+                                           "library", "hog"}
     page = (out / "index.html").read_text()
     assert "double: multiply by two, do not add" in page
     assert (out / "feedback" / "teacher" / "01_toy.ipynb").exists()

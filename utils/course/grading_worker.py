@@ -1,8 +1,10 @@
 """The grader's worker (:mod:`utils.course.grading`): execute one assembled submission in a fresh
 kernel and log every cell as it runs.
 
-``python utils/course/grading_worker.py NOTEBOOK EVENTS OUT TIMEOUT MAX_OUTPUT`` — run as a script
-by the grader, in the submission's temporary folder, under its limits. It imports nothing from
+``python utils/course/grading_worker.py NOTEBOOK EVENTS OUT TIMEOUT MAX_OUTPUT MEMORY FILE_SIZE`` —
+run as a script by the grader, in the submission's temporary folder. It first limits itself, and
+so the kernel it starts, to ``MEMORY`` bytes of data (``RLIMIT_DATA``: an allocation beyond it
+raises ``MemoryError``) and files of ``FILE_SIZE`` bytes. It imports nothing from
 ``utils`` (whose ``__init__`` imports torch), so it starts in a second. ``EVENTS`` gets one JSON line
 per event (``start``/``done`` of each code cell, with its error, then ``end`` with the reason), so
 that the grader knows how far a notebook got when it has to kill it; ``OUT`` gets the executed
@@ -17,6 +19,18 @@ import time
 from pathlib import Path
 
 import nbformat
+
+
+def limit(memory: int, file_size: int) -> None:
+    """Limit this process and its children: data segment, file size, no core dumps."""
+    import resource
+
+    for name, value in (("RLIMIT_DATA", memory), ("RLIMIT_FSIZE", file_size), ("RLIMIT_CORE", 0)):
+        if hasattr(resource, name):
+            try:
+                resource.setrlimit(getattr(resource, name), (value, value))
+            except (ValueError, OSError):
+                pass
 
 
 def run(notebook: Path, events: Path, out: Path, timeout: int, max_output: int) -> int:
@@ -83,5 +97,6 @@ def run(notebook: Path, events: Path, out: Path, timeout: int, max_output: int) 
 
 
 if __name__ == "__main__":
-    notebook, events, out, timeout, max_output = sys.argv[1:6]
+    notebook, events, out, timeout, max_output, memory, file_size = sys.argv[1:8]
+    limit(int(memory), int(file_size))
     sys.exit(run(Path(notebook), Path(events), Path(out), int(timeout), int(max_output)))
