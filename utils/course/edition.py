@@ -189,13 +189,19 @@ def execute_and_verify(paths: list[Path], *, timeout: int = 600,
     :func:`verify_student_run`'s problems per notebook; with ``teacher_dir``, also the leaks that
     :func:`utils.course.leaks.scan_notebook` finds in the notebook and in the hints it printed."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     results = {}
     for path in paths:
         student = nbformat.read(path, as_version=4)
         nb = nbformat.from_dict(student)
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+        except (CellTimeoutError, DeadKernelError) as err:   # report it, go on with the others
+            results[str(path)] = [f"the run stopped: {type(err).__name__}: {str(err).splitlines()[0]}"]
+            results[str(path)] += _leak_problems(path, student, teacher_dir)
+            continue
         results[str(path)] = verify_student_run(nb) + _leak_problems(path, student, teacher_dir, nb)
     return results
 
