@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: lab test unit notebooks notebooks-1thread test-portable test-rounding fingerprint test-determinism lint bench execute clean help test-browser report readme student test-student
+.PHONY: lab test unit notebooks notebooks-1thread test-portable test-rounding fingerprint test-determinism lint bench execute clean help test-browser report readme student test-student scan-student grade
 
 help:
 	@echo "make lab        start JupyterLab on notebooks/ (creates .venv when missing)"
@@ -18,7 +18,9 @@ help:
 	@echo "make test-browser  the saliency explorer in JupyterLab + headless Chromium (screenshots in reports/browser/)"
 	@echo "make readme     make report, then the README's course table: previews and measured run times"
 	@echo "make student    write the student edition to student/ (solutions stubbed, their outputs cleared)"
-	@echo "make test-student  make student, then execute it: every exercise must fail with its hint"
+	@echo "make test-student  make student, execute it (every exercise must fail with its hint), scan it for leaks"
+	@echo "make scan-student  make student, then only the leak scan (seconds)"
+	@echo "make grade SUBMISSIONS=dir OUT=dir  grade SUBMISSIONS/<student>/<NN_topic>.ipynb into OUT/grades.csv, index.html"
 	@echo "make report     execute every notebook afresh into reports/: HTML pages, index.html, reveal.js slides of 07"
 
 # The virtual environment: created when missing, refreshed when pyproject.toml changes.
@@ -107,9 +109,23 @@ student: $(STAMP)
 	$(PY) -m utils.course.edition --out student
 
 # Executes the student notebooks (minutes): each exercise's self-check must fail with its hint on
-# the stub, and no other cell may fail.
+# the stub, and no other cell may fail; then scans the edition, and the hints it printed, for answers
+# given away (utils/course/leaks.py). Fails on either.
 test-student: student
 	IPYTHONDIR=$(CURDIR)/tests/ipython $(PY) -m utils.course.edition --verify --out student
+
+# The leak scan alone, without executing (seconds).
+scan-student: student
+	$(PY) -m utils.course.edition --scan --out student
+
+# Grade the students' notebooks (python -m utils.course.grading --help): each in a fresh kernel, in
+# a temporary copy of the course, offline, 300 s and 6 GiB per notebook. GRADE_OPTS passes options,
+# e.g. GRADE_OPTS="--jobs 2 --notebooks 02 03".
+SUBMISSIONS ?= submissions
+OUT ?= grades
+GRADE_OPTS ?=
+grade: $(STAMP)
+	$(PY) -m utils.course.grading $(SUBMISSIONS) $(OUT) $(GRADE_OPTS)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

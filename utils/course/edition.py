@@ -18,6 +18,13 @@ student edition to ``student/``:
 * a markdown cell tagged ``analysis`` (the report's sections, which the student edition turns into
   a term-project template) gets ``YOUR ANALYSIS HERE`` instead of ``YOUR ANSWER HERE``.
 
+``--verify`` (``make test-student``) executes the student edition and checks that every exercise
+fails with its hint on the stub and that nothing else fails; then :mod:`utils.course.leaks` scans
+it against the teacher's edition (``--teacher``, default ``notebooks/``) for answers given away in
+its sources, kept outputs and the hints it printed. ``--scan`` runs only the scan (seconds, no
+execution). Either fails (exit status 1) on a problem. Grading submissions is
+:mod:`utils.course.grading` (``make grade``).
+
 nbgrader itself (0.9.6) is not used: it needs JupyterLab 4, Notebook 7, SQLAlchemy and a course
 directory with a gradebook database, requires its own cell metadata on solution cells, and clears
 every output by default.
@@ -33,7 +40,7 @@ from pathlib import Path
 import nbformat
 
 __all__ = ["BEGIN", "END", "strip_solutions", "has_solution", "student_notebook", "write_student_edition",
-           "exercise_groups", "verify_student_run", "execute_and_verify"]
+           "exercise_groups", "verify_student_run", "execute_and_verify", "scan_edition"]
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -154,17 +161,48 @@ def verify_student_run(nb) -> list[str]:
     return problems
 
 
-def execute_and_verify(paths: list[Path], *, timeout: int = 600) -> dict[str, list[str]]:
+def _leak_problems(path: Path, student, teacher_dir: Path | None, executed=None) -> list[str]:
+    from .leaks import scan_notebook
+
+    if teacher_dir is None:
+        return []
+    teacher_path = Path(teacher_dir) / Path(path).name
+    if not teacher_path.exists():
+        return [f"no teacher's edition {teacher_path} to scan against"]
+    teacher = nbformat.read(teacher_path, as_version=4)
+    try:
+        leaks = scan_notebook(teacher, student, executed=executed, name=Path(path).name)
+    except ValueError as err:
+        return [str(err)]
+    return [f"leak: {str(leak).split(' ', 1)[1]}" for leak in leaks]
+
+
+def scan_edition(paths: list[Path], teacher_dir: Path = Path("notebooks")) -> dict[str, list[str]]:
+    """Scan each student notebook (unexecuted) against its teacher's edition in ``teacher_dir``
+    (same file name) with :func:`utils.course.leaks.scan_notebook`; the leaks per notebook."""
+    return {str(p): _leak_problems(p, nbformat.read(p, as_version=4), teacher_dir) for p in paths}
+
+
+def execute_and_verify(paths: list[Path], *, timeout: int = 600,
+                       teacher_dir: Path | None = None) -> dict[str, list[str]]:
     """Execute each student notebook top to bottom (errors allowed, in its own folder) and return
-    :func:`verify_student_run`'s problems per notebook."""
+    :func:`verify_student_run`'s problems per notebook; with ``teacher_dir``, also the leaks that
+    :func:`utils.course.leaks.scan_notebook` finds in the notebook and in the hints it printed."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     results = {}
     for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
-        results[str(path)] = verify_student_run(nb)
+        student = nbformat.read(path, as_version=4)
+        nb = nbformat.from_dict(student)
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+        except (CellTimeoutError, DeadKernelError) as err:   # report it, go on with the others
+            results[str(path)] = [f"the run stopped: {type(err).__name__}: {str(err).splitlines()[0]}"]
+            results[str(path)] += _leak_problems(path, student, teacher_dir)
+            continue
+        results[str(path)] = verify_student_run(nb) + _leak_problems(path, student, teacher_dir, nb)
     return results
 
 
@@ -188,11 +226,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("student"), help="output folder (student/)")
     parser.add_argument("--verify", action="store_true",
                         help="execute the given student notebooks and check that every exercise "
-                             "fails with its hint and nothing else fails (make test-student)")
+                             "fails with its hint and nothing else fails, then scan them for leaks "
+                             "(make test-student)")
+    parser.add_argument("--scan", action="store_true",
+                        help="only scan the given student notebooks for answers given away (no execution)")
+    parser.add_argument("--teacher", type=Path, default=Path("notebooks"),
+                        help="the teacher's edition to scan against (notebooks/)")
     args = parser.parse_args(argv)
-    if args.verify:
+    if args.verify or args.scan:
         failed = False
-        for path, problems in execute_and_verify(args.notebooks or sorted(args.out.glob("*.ipynb"))).items():
+        paths = args.notebooks or sorted(args.out.glob("[0-9]*.ipynb"))
+        if not paths:
+            parser.error(f"no student notebooks in {args.out}; run `make student` first.")
+        results = (scan_edition(paths, args.teacher) if args.scan
+                   else execute_and_verify(paths, teacher_dir=args.teacher))
+        for path, problems in results.items():
             print(f"{path}: {'ok' if not problems else 'FAILED'}")
             for p in problems:
                 print("   ", p)
