@@ -6,6 +6,7 @@ import torch
 
 from .checks import _as_tensor, _call, _diagnose
 
+__all__ = ["check_probability_gradient_fn"]
 
 def check_probability_gradient_fn(fn) -> None:
     """Check ``fn(p (K,), score_grads (K, D), c) -> (D,)``, the chain rule through the softmax."""

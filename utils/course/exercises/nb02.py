@@ -6,6 +6,7 @@ import torch
 
 from .checks import _as_tensor, _call, _diagnose
 
+__all__ = ["check_saliency_fn", "check_mass_ratio_fn"]
 
 def _score_grads(model, images: torch.Tensor, targets: torch.Tensor, *, prob: bool = False):
     x = images.clone().requires_grad_(True)

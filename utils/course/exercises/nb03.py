@@ -6,6 +6,7 @@ import torch
 
 from .checks import _as_tensor, _call, _diagnose
 
+__all__ = ["check_ascent_fn", "check_fooling_fn"]
 
 def check_ascent_fn(fn, model, target: int, *, steps: int = 3, lr: float = 1.0, l2: float = 0.05,
                     size: int = 64) -> None:

@@ -7,6 +7,7 @@ import torch
 
 from .checks import _call, check_answered
 
+__all__ = ["check_seeds_fn", "check_refined_ious"]
 
 def check_seeds_fn(fn) -> None:
     """Check ``fn(saliency (H, W), fg_quantile, bg_quantile) -> (fg, bg)`` boolean masks against

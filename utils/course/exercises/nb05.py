@@ -6,6 +6,7 @@ import torch
 
 from .checks import _call
 
+__all__ = ["check_split_fn"]
 
 def check_split_fn(fn) -> None:
     """Check ``fn(block (C, s, s), threshold) -> bool`` against :func:`utils.quadtree.build_quadtree`."""

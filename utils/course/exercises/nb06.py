@@ -6,6 +6,7 @@ import torch
 
 from .checks import _as_tensor, _call, _diagnose
 
+__all__ = ["check_integrated_gradients_fn"]
 
 def check_integrated_gradients_fn(fn, model, image: torch.Tensor, target: int, *, steps: int = 8) -> None:
     """Check ``fn(model, image, target, steps) -> (3, H, W)``, IG from the black baseline by the
