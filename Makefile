@@ -64,9 +64,12 @@ fingerprint: $(STAMP)
 	$(PY) -m utils.course.env --fingerprint
 	$(EMULATE) OMP_NUM_THREADS=1 $(PY) -m utils.course.env --fingerprint
 
+# One thread per kernel, so two notebooks run side by side (pytest-xdist; --dist loadscope keeps
+# each notebook's cells in order in one worker).
+PORTABLE_JOBS ?= 2
 test-portable: fingerprint
 	$(EMULATE) OMP_NUM_THREADS=1 SALIENCY_COURSE_THREADS=1 IPYTHONDIR=$(CURDIR)/tests/ipython \
-	  $(PY) -m pytest $(NBVAL) notebooks
+	  $(PY) -m pytest $(NBVAL) -n $(PORTABLE_JOBS) --dist loadscope notebooks
 
 # A stronger, one-machine hunt for outputs that another CPU would change: every classifier's
 # weights get a relative 1e-6 jitter (tests/ipython/profile_default/startup/02_rounding_fuzz.py),

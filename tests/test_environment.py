@@ -41,6 +41,15 @@ def test_environment_yml_installs_the_project_with_tests():
 
 
 def test_requirements_do_not_ask_for_torch_newer_than_this_machine_has():
-    for req in _pyproject_requirements():
-        if req.startswith(("torch>", "torch<", "torch=", "torchvision")):
-            assert "<=" in req, req
+    """torch/torchvision: the registry's versions (2.14.1 / 0.29.1) satisfy the requirement, a newer
+    release does not (the course must not pull one in), and the installed versions satisfy it."""
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    reqs = {Requirement(r).name: Requirement(r) for r in _pyproject_requirements()}
+    for name, registry, newer in (("torch", "2.14.1", "2.15.0"), ("torchvision", "0.29.1", "0.30.0")):
+        spec = reqs[name].specifier
+        assert spec.contains(registry), f"{name}: {spec} rejects the registry's {registry}"
+        assert not spec.contains(newer), f"{name}: {spec} would accept {newer}; cap it at {registry}"
+        assert spec.contains(version(name).split("+")[0]), f"installed {name} {version(name)} not in {spec}"

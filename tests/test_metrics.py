@@ -245,17 +245,20 @@ def test_bootstrap_interval_rejects_too_few_or_non_finite_values(bad):
         bootstrap_interval(bad)
 
 
-def test_compare_times_interleaves_and_reports_ratios():
-    import time
-
+def test_compare_times_interleaves_and_reports_ratios(monkeypatch):
+    """A fake clock that each contender advances by its own cost: the ratios are exact, whatever
+    the machine's load (no wall-clock assert)."""
+    import utils.course.timing as timing
     from utils.course.timing import compare_times
 
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
     calls: list[str] = []
 
     def work(name, seconds):
         def fn():
             calls.append(name)
-            time.sleep(seconds)
+            clock[0] += seconds
         return fn
 
     result = compare_times({"fast": work("fast", 0.002), "slow": work("slow", 0.006)}, rounds=6,
@@ -263,13 +266,15 @@ def test_compare_times_interleaves_and_reports_ratios():
     timed = calls[2:]  # after one warm-up round
     assert len(timed) == 12 and timed[:4] == ["fast", "slow", "slow", "fast"]  # rotated order
     assert result.baseline == "fast" and len(result.seconds["slow"]) == 6
-    assert 2.0 < result.ratio("slow") < 4.0 and result.ratio("fast") == 1.0
+    assert result.ratio("slow") == pytest.approx(3.0) and result.ratio("fast") == 1.0
     lo, hi = result.spread("slow")
     assert lo <= result.ratio("slow") <= hi
     assert "ratio to fast" in result.table() and "median s" in result.table()
     assert "median s" not in result.table(seconds=False) and "ratio to fast" in result.table(seconds=False)
     with pytest.raises(ValueError, match="baseline"):
         compare_times({"a": lambda: None}, baseline="b")
+
+
 # --------------------------------------------------------------------------- mass_in_box
 
 def test_mass_in_box_uniform_map_is_one_and_concentrated_map_is_inverse_area():
