@@ -640,3 +640,13 @@ def probe_macs(model: nn.Module, patch: int = PATCH, position: tuple[int, int] |
     with _hooks(layers, count), torch.no_grad():
         model(to_model(image, model, dev))
     return ProbeMACs(rows, patch, pos, image_size)
+
+
+def __getattr__(name: str):
+    """``utils.occlusion.hierarchical_occlusion`` and its result type live in :mod:`utils.hierarchical`
+    (imported on first use: that module builds on this one)."""
+    if name in ("hierarchical_occlusion", "HierarchicalOcclusion"):
+        from . import hierarchical
+
+        return getattr(hierarchical, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -259,24 +259,6 @@ def test_check_refined_ious():
         ex.check_refined_ious(None, None, once)
 
 
-def test_check_split_fn():
-    def right(b, t):
-        f = b.reshape(b.shape[0], -1)
-        return bool((f.amax(1) - f.amin(1)).max() > t)
-
-    ex.check_split_fn(right)
-    with pytest.raises(AssertionError, match="per channel"):
-        ex.check_split_fn(lambda b, t: bool(b.max() - b.min() > t))
-    def ranges(b):
-        f = b.reshape(b.shape[0], -1)
-        return f.amax(1) - f.amin(1)
-
-    with pytest.raises(AssertionError, match="strictly"):
-        ex.check_split_fn(lambda b, t: bool(ranges(b).max() >= t))
-    with pytest.raises(AssertionError, match="mean"):
-        ex.check_split_fn(lambda b, t: bool(ranges(b).mean() > t))
-
-
 def test_check_integrated_gradients_fn(tiny):
     image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(4))
 
