@@ -17,12 +17,21 @@ What it does, end to end:
 5. saves screenshots under ``reports/browser/`` and stops everything it started (kernels, server,
    browser), also when a check fails.
 
+6. **The report's slides** (``reports/07_report.slides.html``; when it is missing, the check
+   builds it from the committed report notebook with ``python -m utils.course.report --no-execute
+   --only 07 --out reports/browser/deck``): opens the deck at 1280 × 720, visits every slide
+   (reveal.js's own API, transitions off), keeps a screenshot of each under
+   ``reports/browser/slides/`` and fails when a slide's content reaches outside the slide or is
+   cut off (an element with a scroll bar), naming the slide and the element.
+
+``--explorer-only`` / ``--slides-only`` run one part; ``--deck PATH`` checks another deck.
 Exit status 0 when every check passed, 1 when one failed, 2 when Chromium or Playwright is missing.
 The last line reads ``browser: N passed, M failed``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
@@ -53,6 +62,29 @@ SETTINGS = {  # JupyterLab user settings for this run only
 SERVER_START_S = 90
 KERNEL_CELL_S = 150  # one cell on a loaded 2-core machine (model load, first map)
 UPDATE_S = 90  # one recomputation after a click
+DECK = ROOT / "reports" / "07_report.slides.html"
+SLIDE_VIEWPORT = {"width": 1280, "height": 720}
+# Elements of the current slide that reach outside the slide's frame, or that scroll (cut off).
+OVERFLOW_JS = """() => {
+  const slide = Reveal.getCurrentSlide();
+  const frame = Reveal.getSlidesElement().getBoundingClientRect();
+  const bad = [];
+  for (const el of [slide, ...slide.querySelectorAll('*')]) {
+    const b = el.getBoundingClientRect();
+    if (b.width === 0 || b.height === 0 || getComputedStyle(el).visibility === 'hidden') continue;
+    if (el.closest('mjx-assistive-mml')) continue;   // MathJax's screen-reader copy, clipped on purpose
+    const name = el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined
+                 ? '.' + String(el.className).trim().split(/\\s+/).slice(0, 2).join('.') : '');
+    const out = Math.max(frame.top - b.top, b.bottom - frame.bottom, frame.left - b.left,
+                         b.right - frame.right);
+    if (out > 2) bad.push(`${name} reaches ${Math.round(out)} px outside the slide`);
+    const st = getComputedStyle(el);
+    if ((el.scrollWidth > el.clientWidth + 2 && /auto|scroll|hidden/.test(st.overflowX)) ||
+        (el.scrollHeight > el.clientHeight + 2 && /auto|scroll|hidden/.test(st.overflowY)))
+      bad.push(`${name} is cut off (${el.scrollWidth}×${el.scrollHeight} in ${el.clientWidth}×${el.clientHeight})`);
+  }
+  return bad;
+}"""
 
 
 class CheckFailed(AssertionError):
@@ -266,20 +298,110 @@ def browser_checks(page, url: str, checks: Checks) -> None:
     page.screenshot(path=str(SHOTS / "04_jupyterlab.png"))
 
 
-def main() -> int:
+def ensure_deck(deck: Path) -> Path:
+    """The deck to check: ``deck`` if it exists, else one built from the committed report."""
+    if deck.is_file():
+        return deck
+    if deck != DECK:
+        raise CheckFailed(f"no slides at {deck}")
+    out = SHOTS / "deck"
+    print(f"  (no {deck.relative_to(ROOT)}: building the deck from the committed report into "
+          f"{out.relative_to(ROOT)}/)", flush=True)
+    subprocess.run([sys.executable, "-m", "utils.course.report", "--no-execute", "--only", "07",
+                    "--out", str(out)], cwd=ROOT, check=True, timeout=600)
+    built = out / DECK.name
+    if not built.is_file():
+        raise CheckFailed(f"the report builder wrote no {built}")
+    return built
+
+
+def slides_checks(page, deck: Path, checks: Checks) -> None:
+    """Every slide of ``deck`` at 1280 × 720: a screenshot each, and no content outside the slide."""
+    shots = SHOTS / "slides"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(deck.resolve().as_uri(), wait_until="load", timeout=60_000)
+    # nbconvert's deck loads reveal.js as a require.js module: fetch the same module as `Reveal`
+    page.evaluate("""() => new Promise((done, fail) => {
+        const src = [...document.scripts].map(s => s.text).join('\\n').match(/"([^"]*dist\\/reveal\\.js)"/);
+        if (!src) { fail(new Error('the page loads no reveal.js')); return; }
+        require([src[1]], (R) => { window.Reveal = R; done(true); }, fail);
+    })""")
+    page.wait_for_function("() => window.Reveal && Reveal.isReady && Reveal.isReady()", timeout=60_000)
+    page.evaluate("() => Reveal.configure({transition: 'none', backgroundTransition: 'none'})")
+    slides = page.evaluate("""() => Reveal.getSlides().map(s => {
+        const i = Reveal.getIndices(s); return [i.h, i.v || 0]; })""")
+    checks.ok(len(slides) >= 8, f"the deck opens with reveal.js: {len(slides)} slides")
+    overflowing = []
+    for n, (h, v) in enumerate(slides, 1):
+        page.evaluate(f"() => Reveal.slide({h}, {v}, 999)")   # every fragment shown
+        page.wait_for_timeout(400)                               # layout and MathJax settle
+        page.screenshot(path=str(shots / f"slide_{n:02d}.png"))
+        bad = page.evaluate(OVERFLOW_JS)
+        if bad:
+            title = page.evaluate("() => (Reveal.getCurrentSlide().querySelector('h1,h2,h3,p,img') "
+                                  "|| {textContent: ''}).textContent.trim().slice(0, 60)")
+            overflowing.append(f"slide {n} ({title!r}): {'; '.join(bad[:3])}")
+    if errors:
+        print(f"  note: the deck's scripts reported {len(errors)} error(s), first: {errors[0][:200]}")
+    checks.ok(not overflowing, f"no slide overflows 1280 × 720 (screenshots in "
+              f"{shots.relative_to(ROOT)}/)" + ("" if not overflowing else ":\n    "
+                                                 + "\n    ".join(overflowing)))
+
+
+def run_slides(deck: Path, checks: Checks) -> Exception | None:
+    """The slides part of the check; the failure (or ``None``)."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    try:
+        deck = ensure_deck(deck)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport=SLIDE_VIEWPORT)
+                page.set_default_timeout(60_000)
+                slides_checks(page, deck, checks)
+            finally:
+                browser.close()
+    except (CheckFailed, PlaywrightError, OSError, subprocess.SubprocessError) as e:
+        return e
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The browser checks: the saliency explorer in "
+                                     "JupyterLab, and the report's slides at 1280 × 720.")
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--explorer-only", action="store_true", help="only the explorer in JupyterLab")
+    part.add_argument("--slides-only", action="store_true", help="only the report's slides")
+    parser.add_argument("--deck", type=Path, default=DECK, help=f"the slides to check ({DECK.relative_to(ROOT)})")
+    args = parser.parse_args(argv)
     if not Path(CHROMIUM).is_file():
         print(f"browser: Chromium is missing at {CHROMIUM}; install Debian's package: "
               "apt-get update && apt-get install -y chromium", file=sys.stderr)
         return 2
     try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401  (only whether it is there)
     except ImportError:
         print("browser: the playwright package is missing; pip install -e '.[browser]' "
               "(never `playwright install`: the check uses Debian's Chromium)", file=sys.stderr)
         return 2
     SHOTS.mkdir(parents=True, exist_ok=True)
     checks = Checks()
+    failed = None if args.explorer_only else run_slides(args.deck, checks)
+    if failed is None and not args.slides_only:
+        failed = run_explorer(checks)
+    return report(checks, failed)
+
+
+def run_explorer(checks: Checks) -> Exception | None:
+    """The explorer part of the check (JupyterLab); the failure (or ``None``)."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
     tmp = Path(tempfile.mkdtemp(prefix="saliency-browser-"))
     port, token = free_port(), secrets.token_hex(16)
     proc = None
@@ -313,6 +435,11 @@ def main() -> int:
             print("---- last lines of the JupyterLab log ----", file=sys.stderr)
             print("\n".join((tmp / "server.log").read_text().splitlines()[-30:]), file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
+    return failed
+
+
+def report(checks: Checks, failed: Exception | None) -> int:
+    """Print the verdict; the exit status."""
     elapsed = time.perf_counter() - checks.t0
     if failed is not None:
         print(f"FAILED: {type(failed).__name__}: {failed}", file=sys.stderr)

@@ -189,3 +189,54 @@ def test_the_course_readme_table_lists_every_notebook_with_preview_and_run_time(
         assert (ROOT / "notebooks" / "previews" / f"{nb.stem}.png").exists(), f"no preview for {nb.stem}"
         assert f"(notebooks/previews/{nb.stem}.png)" in cells[0]
     assert Path(ROOT / "notebooks" / "previews").is_dir()
+
+
+# --------------------------------------------------------------------------- the report as a paper
+
+def _report_notebook(path):
+    cells = [new_markdown_cell("# The report\n\n### BEGIN SOLUTION\nWe found it.\n### END SOLUTION",
+                               metadata={"tags": ["analysis"], "slideshow": {"slide_type": "skip"}}),
+             new_markdown_cell("> **Term project.** Rubric (5 points)", metadata={"tags": ["template"]}),
+             new_markdown_cell("## A slide only\n\n- one idea",
+                               metadata={"tags": ["slides-only"], "slideshow": {"slide_type": "slide"}}),
+             new_code_cell("import secret_module_name\nprint(6 * 7)",
+                           metadata={"slideshow": {"slide_type": "slide"}})]
+    cells[3].execution_count = 1
+    cells[3].outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nbformat.write(nb, path)
+
+
+def test_report_view_drops_template_slides_only_and_markers(tmp_path):
+    from utils.course.report import report_view
+
+    _report_notebook(tmp_path / "07_report.ipynb")
+    nb = nbformat.read(tmp_path / "07_report.ipynb", as_version=4)
+    page = report_view(nb)
+    assert [c.cell_type for c in page.cells] == ["markdown", "code"]
+    assert page.cells[0].source == "# The report\n\nWe found it."
+    deck = report_view(nb, slides=True)
+    assert any("A slide only" in c.source for c in deck.cells)
+    assert not any("Rubric" in c.source for c in deck.cells)
+    assert len(nb.cells) == 4 and "BEGIN SOLUTION" in nb.cells[0].source   # the source is untouched
+
+
+def test_report_page_and_slides_hide_code_and_only_builds_the_named(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "00_intro.ipynb", "Intro page")
+    _report_notebook(folder / "07_report.ipynb")
+    out = tmp_path / "reports"
+    assert main(["--out", str(out), "--notebooks", str(folder), "--no-execute",
+                 "--offline-assets", "no", "--only", "07"]) == 0
+    assert not (out / "00_intro.html").exists()
+    page = (out / "07_report.html").read_text()
+    deck = (out / "07_report.slides.html").read_text()
+    for text in (page, deck):
+        assert "secret_module_name" not in text and "42" in text       # outputs, no code
+        assert "BEGIN SOLUTION" not in text and "Rubric" not in text
+    assert "We found it" in page and "A slide only" in deck and "A slide only" not in page
+    assert "width: 1280" in deck and "font-size: 28px" in deck
+    with pytest.raises(FileNotFoundError, match="starts with 09"):
+        build_report(out, notebooks=folder, execute=False, offline_assets="no", only=["09"])

@@ -1,7 +1,7 @@
 """The course's report: ``make report`` (``python -m utils.course.report``).
 
 ``python -m utils.course.report [--out reports] [--no-execute] [--offline-assets auto|yes|no]
-[--timeout 900] [--notebooks DIR]``
+[--timeout 900] [--notebooks DIR] [--only 07 ...]``
 
 1. **Execute** every ``notebooks/NN_*.ipynb`` in order, each in a fresh ``python3`` kernel started in
    ``notebooks/`` with ``IPYTHONDIR=tests/ipython`` (the course's offline guard is active), into
@@ -12,7 +12,16 @@
    ``<out>/index.html`` linking them in order with each notebook's title and run time.
 3. **Slides**: the report notebook (``07_*``) also becomes reveal.js slides,
    ``<out>/07_report.slides.html`` (nbconvert's ``SlidesExporter``, from the cells'
-   ``metadata.slideshow.slide_type``). Open it in a browser; arrow keys move between slides.
+   ``metadata.slideshow.slide_type``), 1280 × 720, in type sizes that read from the back of a
+   room. Open it in a browser; arrow keys move between slides.
+
+**The report reads as a paper.** The report notebook's page and its slides show no code
+(nbconvert's ``exclude_input``), and :func:`report_view` drops what belongs to the notebook only:
+cells tagged ``template`` (the term-project checklist and rubric of the student edition) from
+both, cells tagged ``slides-only`` (the talk's short slides) from the page, and the
+``### BEGIN/END SOLUTION`` marker lines of the worked analysis from both; a figure's slide
+shows the figure without the lines its cell prints. ``--only 07`` builds
+just the named notebooks (a prefix or a file name), for iterating on the report.
 
 **Offline reading.** nbconvert's pages load MathJax, and the slides reveal.js, from a CDN. With
 ``--offline-assets auto`` (the default) the builder vendors both once into ``<out>/_vendor/``
@@ -52,7 +61,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["NotebookPage", "find_notebooks", "vendor_assets", "build_report",
+__all__ = ["NotebookPage", "find_notebooks", "report_view", "vendor_assets", "build_report",
            "preview_png", "update_readme", "main"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +116,58 @@ def _title(nb) -> str:
             if m:
                 return m.group(1).strip()
     return "(untitled)"
+
+
+TEMPLATE_TAG = "template"
+SLIDES_ONLY_TAG = "slides-only"
+_MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
+SLIDE_SIZE = (1280, 720)
+# Readable from the back of a room: body text 28 px, headings 44-52 px, captions 22 px, figures
+# scaled to the slide's width and at most 390 px high (the browser test checks that nothing
+# overflows at 1280 × 720).
+_SLIDE_CSS = """<style>
+.reveal .slides section, .reveal .slides section .jp-RenderedHTMLCommon,
+.reveal .slides section .jp-RenderedHTMLCommon p, .reveal .slides section .jp-RenderedHTMLCommon li {
+  font-size: 28px !important; line-height: 1.3 !important; }
+.reveal .slides section .jp-RenderedHTMLCommon h1 { font-size: 52px !important; }
+.reveal .slides section .jp-RenderedHTMLCommon h2 { font-size: 44px !important; }
+.reveal .slides section .jp-RenderedHTMLCommon small { font-size: 22px !important; }
+.reveal .slides section .jp-RenderedHTMLCommon li { margin-bottom: .25em; }
+.reveal .slides section .celltag_caption p { font-size: 22px !important; }
+.reveal .slides section .jp-OutputArea-output img { width: 100%; height: auto; max-height: 390px;
+  object-fit: contain; display: block; margin: 0 auto; }
+.reveal .slides section .jp-OutputArea-output pre { font-size: 22px !important; }
+.reveal .slides section .jp-Cell { padding: 0; }
+</style>
+<script>
+// nbconvert's deck re-renders math with MathJax 2's `MathJax.Hub` on every slide change; the
+// vendored MathJax 3 has typeset every slide at load and has no Hub: give it a no-op one.
+var _hubShim = setInterval(function () {
+  if (window.MathJax && window.MathJax.startup && !window.MathJax.Hub) {
+    window.MathJax.Hub = {getAllJax: function () { return null; }, Rerender: function () {}};
+  }
+  if (window.MathJax && window.MathJax.Hub) { clearInterval(_hubShim); }
+}, 100);
+</script>
+"""
+
+
+def report_view(nb, *, slides: bool = False):
+    """The report notebook as a reader sees it: a copy of ``nb`` without the cells tagged
+    :data:`TEMPLATE_TAG` (and :data:`SLIDES_ONLY_TAG` unless ``slides``) and without the solution
+    markers' lines in markdown cells. Code is hidden by the exporters (``exclude_input``)."""
+    import nbformat
+
+    nb = nbformat.from_dict(nb)
+    drop = {TEMPLATE_TAG} if slides else {TEMPLATE_TAG, SLIDES_ONLY_TAG}
+    nb.cells = [c for c in nb.cells if not drop & set(c.get("metadata", {}).get("tags", []))]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = "\n".join(ln for ln in cell.source.split("\n") if not _MARKER.match(ln))
+        elif slides and any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+            # a figure's slide shows the figure; its printed lines stay in the report
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream"]
+    return nb
 
 
 def _npm_pack(spec: str, dest: Path) -> None:
@@ -206,9 +267,11 @@ tr:nth-child(even){{background:#f3f3f3}}</style></head>
 
 
 def build_report(out: Path | str = "reports", *, notebooks: Path | str | None = None,
-                 execute: bool = True, offline_assets: str = "auto", timeout: int = 900
-                 ) -> list[NotebookPage]:
+                 execute: bool = True, offline_assets: str = "auto", timeout: int = 900,
+                 only: Sequence[str] | None = None) -> list[NotebookPage]:
     """Execute (or copy) the notebooks and render ``out``: pages, index, report slides.
+
+    ``only``: build just the notebooks whose file name starts with one of these (``["07"]``).
 
     Returns the rendered pages in order. Raises ``nbclient``'s ``CellExecutionError`` when a
     notebook fails (its partial output is still written to ``out/executed/``).
@@ -219,10 +282,16 @@ def build_report(out: Path | str = "reports", *, notebooks: Path | str | None = 
     out = Path(out)
     src_dir = Path(notebooks) if notebooks is not None else ROOT / "notebooks"
     sources = find_notebooks(src_dir)
+    if only:
+        sources = [p for p in sources if any(p.name.startswith(o) for o in only)]
+        if not sources:
+            raise FileNotFoundError(f"No notebook in {src_dir} starts with {', '.join(only)}.")
     (out / "executed").mkdir(parents=True, exist_ok=True)
     urls = vendor_assets(out, offline_assets)
     page_urls = {k: v for k, v in urls.items() if k != "reveal_url_prefix"}
     html_exporter = HTMLExporter(template_name="lab", embed_images=True, **page_urls)
+    paper_exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=True,
+                                  exclude_input_prompt=True, exclude_output_prompt=True, **page_urls)
     pages, slides = [], None
     for src in sources:
         nb = nbformat.read(src, as_version=4)
@@ -236,13 +305,20 @@ def build_report(out: Path | str = "reports", *, notebooks: Path | str | None = 
             print(f"  {seconds:.1f} s", flush=True)
         else:
             nbformat.write(nb, out / "executed" / src.name)
-        body, _ = html_exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb)}})
+        report = src.name.startswith("07_")
+        exporter, view = (paper_exporter, report_view(nb)) if report else (html_exporter, nb)
+        body, _ = exporter.from_notebook_node(view, resources={"metadata": {"name": _title(nb)}})
         page = f"{src.stem}.html"
         (out / page).write_text(body, encoding="utf-8")
         pages.append(NotebookPage(src, _title(nb), page, seconds))
-        if src.name.startswith("07_") or (slides is None and src is sources[-1]):
-            slide_exporter = SlidesExporter(embed_images=True, **urls)
-            deck, _ = slide_exporter.from_notebook_node(nb, resources={"metadata": {"name": _title(nb)}})
+        if report or (slides is None and src is sources[-1]):
+            slide_exporter = SlidesExporter(embed_images=True, exclude_input=True,
+                                            exclude_input_prompt=True, exclude_output_prompt=True,
+                                            reveal_width=str(SLIDE_SIZE[0]),
+                                            reveal_height=str(SLIDE_SIZE[1]), **urls)
+            deck, _ = slide_exporter.from_notebook_node(report_view(nb, slides=True),
+                                                        resources={"metadata": {"name": _title(nb)}})
+            deck = deck.replace("</head>", _SLIDE_CSS + "</head>", 1)
             slides = f"{src.stem}.slides.html"
             (out / slides).write_text(deck, encoding="utf-8")
     (out / "index.html").write_text(_index(pages, slides, execute, urls["mathjax_url"]), encoding="utf-8")
@@ -350,6 +426,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--offline-assets", choices=("auto", "yes", "no"), default="auto",
                    help="vendor reveal.js and MathJax via npm (auto: fall back to CDN links)")
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    p.add_argument("--only", nargs="+", default=None, metavar="PREFIX",
+                   help="build only the notebooks whose name starts with PREFIX (e.g. --only 07)")
     p.add_argument("--readme", nargs="?", const="README.md", default=None, metavar="PATH",
                    help="also rewrite PATH's course table (previews in notebooks/previews/, run times)")
     return p
@@ -360,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     t0 = time.perf_counter()
     pages = build_report(args.out, notebooks=args.notebooks, execute=not args.no_execute,
-                         offline_assets=args.offline_assets, timeout=args.timeout)
+                         offline_assets=args.offline_assets, timeout=args.timeout, only=args.only)
     print(f"{len(pages)} notebooks rendered into {args.out}/ (index.html) in "
           f"{time.perf_counter() - t0:.0f} s")
     if args.readme:
