@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from .checks import _as_tensor, _call, _diagnose
+from .checks import _as_tensor, _call, _diagnose, check_answered, check_true
 
-__all__ = ["check_probability_gradient_fn"]
+__all__ = ["check_probability_gradient_fn", "check_grayscale_gradient"]
+
 
 def check_probability_gradient_fn(fn) -> None:
     """Check ``fn(p (K,), score_grads (K, D), c) -> (D,)``, the chain rule through the softmax."""
@@ -19,7 +20,47 @@ def check_probability_gradient_fn(fn) -> None:
     expected = p[c] * (grads[c] - (p[:, None] * grads).sum(0))
     wrong = {
         "the factor P_c in front of the bracket is missing.": grads[c] - (p[:, None] * grads).sum(0),
-        "the sum over k of P_k ∂S_k/∂I is missing (it is the competition term).": p[c] * grads[c],
-        "the sign is reversed: P_c (∂S_c/∂I − Σ_k P_k ∂S_k/∂I).": -expected,
+        "the sum over the classes c' of P_c' ∂S_c'/∂I is missing (it is the competition term).":
+            p[c] * grads[c],
+        "the sign is reversed.": -expected,
     }
-    _diagnose(name, out, expected, 1e-5, wrong, "∂P_c/∂I = P_c (∂S_c/∂I − Σ_k P_k ∂S_k/∂I).")
+    _diagnose(name, out, expected, 1e-5, wrong,
+              "Follow section 2's chain rule term by term: the softmax couples every class.")
+
+
+def check_grayscale_gradient(channels_equal, reason, model, sample) -> None:
+    """Check Exercise 2: whether the three channels of ``∂S_c/∂I`` at a grayscale photograph
+    (``sample.image`` ``(3, H, W)`` in [0, 1], class ``sample.target``, e.g. a
+    :class:`utils.images.Sample`) are equal (``channels_equal``), and the letter of the
+    explanation (``reason``).
+
+    The answer is computed here from the gradient: equal channels give (a); channels that are
+    constant multiples of each other (every pairwise correlation above 0.99 in magnitude) give (b);
+    otherwise (c). The check refuses to decide when the measured correlation is near that bound.
+    """
+    from ...saliency import gradient
+
+    check_answered("grayscale photo", channels_equal=channels_equal, reason=reason)
+    g = gradient(model, sample.image, sample.target).detach().double().cpu()
+    equal = bool(torch.allclose(g[0], g[1]) and torch.allclose(g[1], g[2]))
+    check_true("are the gradient channels equal?", bool(channels_equal) == equal,
+               hint="Compute the gradient and compare its channels with torch.allclose.")
+    corr = torch.corrcoef(g.flatten(1)).abs()
+    weakest = float(corr.min())
+    if not equal and 0.9 < weakest < 0.999:
+        raise RuntimeError(f"The channels' correlation ({weakest:.3f}) is too near the bound to "
+                           "decide (b) against (c); report this to the course's maintainers.")
+    correct = "a" if equal else ("b" if weakest >= 0.999 else "c")
+    letter = str(reason).strip().lower().strip("()")
+    hints = {
+        "a": "your own computation says whether the channels are equal; the answer must agree with it.",
+        "b": "if the channels differed only by a constant factor, each pair would be perfectly "
+             "correlated. Measure the correlation between the channels (torch.corrcoef).",
+        "c": "re-read (c) against what you measured: equal or proportional channels need no "
+             "different kernels.",
+    }
+    if letter not in hints:
+        raise AssertionError(f"why: answer with one letter, a, b or c (got {reason!r}).")
+    if letter != correct:
+        raise AssertionError(f"why: not ({letter}); {hints[letter]}")
+    print("✓ why: correct")
