@@ -47,6 +47,7 @@ from ._validation import check_box, check_fraction, check_images, check_positive
 __all__ = [
     "Localisation",
     "localise",
+    "graphcut_segmentation",
     "largest_component",
     "saliency_box",
     "cam_box",
@@ -218,6 +219,48 @@ def localise(image: torch.Tensor, saliency: torch.Tensor | np.ndarray, *,
                 f"Only {int(s.sum())} {name} seed pixels (GraphCut's colour model needs at least "
                 f"{_GMM_COMPONENTS}); use a larger image or quantiles further from the ends."
             )
+    segmentation, empty_cut = graphcut_segmentation(batch[0], fg_seeds, bg_seeds, hard_seeds=hard_seeds,
+                                                    grabcut_iterations=grabcut_iterations, seed=seed)
+    # 4. The largest connected component and its box.
+    mask, box = largest_component(segmentation)
+    return Localisation(box=box, mask=mask, segmentation=torch.from_numpy(segmentation),
+                        fg_seeds=torch.from_numpy(fg_seeds), bg_seeds=torch.from_numpy(bg_seeds),
+                        fg_threshold=fg_t, bg_threshold=bg_t, hard_seeds=bool(hard_seeds),
+                        empty_cut=empty_cut)
+
+
+def graphcut_segmentation(image: torch.Tensor, fg_seeds: torch.Tensor | np.ndarray,
+                          bg_seeds: torch.Tensor | np.ndarray, *, hard_seeds: bool = False,
+                          grabcut_iterations: int = 0, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Steps 2-3 of :func:`localise`: colour models fitted to the seed pixels, then one GraphCut.
+
+    Args:
+        image: ``(3, H, W)`` RGB in [0, 1].
+        fg_seeds, bg_seeds: bool ``(H, W)`` seed masks (disjoint), at least 5 pixels each.
+        hard_seeds, grabcut_iterations, seed: as in :func:`localise`.
+
+    Returns:
+        ``(segmentation, empty_cut)``: bool ``(H, W)`` numpy foreground, and whether the cut labelled
+        no pixel foreground (the foreground seeds are then returned as the segmentation).
+    """
+    batch, single = check_images(image, name="image")
+    if not single:
+        raise ValueError(f"graphcut_segmentation takes one image (3, H, W), got shape {tuple(image.shape)}.")
+    h, w = batch.shape[-2:]
+    masks = []
+    for name, m in (("fg_seeds", fg_seeds), ("bg_seeds", bg_seeds)):
+        a = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
+        if a.shape != (h, w):
+            raise ValueError(f"{name} has shape {a.shape} but the image is {h}×{w}; give one bool per pixel.")
+        a = a.astype(bool)
+        if int(a.sum()) < _GMM_COMPONENTS:
+            raise ValueError(f"{name} holds {int(a.sum())} pixels; GraphCut's colour model needs at "
+                             f"least {_GMM_COMPONENTS}.")
+        masks.append(a)
+    fg_seeds, bg_seeds = masks
+    if (fg_seeds & bg_seeds).any():
+        raise ValueError("fg_seeds and bg_seeds overlap; a seed pixel is either foreground or background.")
+    check_positive_int(grabcut_iterations, "grabcut_iterations", minimum=0)
     bgr = _to_uint8_bgr(batch[0])
     # 1-2. Colour models from the seed pixels only: GrabCut with zero iterations just fits the
     # mixtures, here to a 1-row "image" made of the seed pixels.
@@ -241,12 +284,7 @@ def localise(image: torch.Tensor, saliency: torch.Tensor | np.ndarray, *,
     empty_cut = not segmentation.any()
     if empty_cut:
         segmentation = fg_seeds.copy()
-    # 4. The largest connected component and its box.
-    mask, box = largest_component(segmentation)
-    return Localisation(box=box, mask=mask, segmentation=torch.from_numpy(segmentation),
-                        fg_seeds=torch.from_numpy(fg_seeds), bg_seeds=torch.from_numpy(bg_seeds),
-                        fg_threshold=fg_t, bg_threshold=bg_t, hard_seeds=bool(hard_seeds),
-                        empty_cut=empty_cut)
+    return segmentation, empty_cut
 
 
 def _both_labels(labels: np.ndarray) -> bool:
