@@ -148,48 +148,6 @@ def _grad(model, images, targets, prob=False):
     return torch.autograd.grad(out.gather(1, targets[:, None]).sum(), x)[0]
 
 
-def test_check_saliency_fn(tiny):
-    images, targets = torch.rand(2, 3, 16, 16), torch.tensor([1, 7])
-    ex.check_saliency_fn(lambda m, x, t: _grad(m, x, t).abs().amax(1), tiny, images, targets)
-    wrong = {"sum over channels": lambda m, x, t: _grad(m, x, t).abs().sum(1),
-             "signed gradient": lambda m, x, t: _grad(m, x, t).amax(1),
-             "softmax probability": lambda m, x, t: _grad(m, x, t, prob=True).abs().amax(1),
-             "does not match": lambda m, x, t: _grad(m, x, t).abs().amax(1) + 1}
-    for hint, fn in wrong.items():
-        with pytest.raises(AssertionError, match=hint):
-            ex.check_saliency_fn(fn, tiny, images, targets)
-    with pytest.raises(AssertionError, match="not written yet"):
-        ex.check_saliency_fn(_stub, tiny, images, targets)
-    with pytest.raises(AssertionError, match="shape"):
-        ex.check_saliency_fn(lambda m, x, t: _grad(m, x, t).abs(), tiny, images, targets)
-
-
-def test_check_mass_ratio_fn():
-    def right(m, box):
-        x0, y0, x1, y1 = box
-        inside = torch.zeros_like(m, dtype=torch.bool)
-        inside[y0:y1, x0:x1] = True
-        return float(m[inside].sum() / m.sum() / inside.float().mean())
-
-    ex.check_mass_ratio_fn(right)
-    with pytest.raises(AssertionError, match="mass share only"):
-        ex.check_mass_ratio_fn(lambda m, b: float(m[b[1]:b[3], b[0]:b[2]].sum() / m.sum()))
-    with pytest.raises(AssertionError, match="x indexes columns"):
-        ex.check_mass_ratio_fn(lambda m, b: right(m, (b[1], b[0], b[3], b[2])))
-    with pytest.raises(AssertionError, match="no function"):
-        ex.check_mass_ratio_fn(None)
-
-
-def test_check_probability_gradient_fn():
-    ex.check_probability_gradient_fn(lambda p, g, c: p[c] * (g[c] - (p[:, None] * g).sum(0)))
-    with pytest.raises(AssertionError, match="factor P_c"):
-        ex.check_probability_gradient_fn(lambda p, g, c: g[c] - (p[:, None] * g).sum(0))
-    with pytest.raises(AssertionError, match="competition"):
-        ex.check_probability_gradient_fn(lambda p, g, c: p[c] * g[c])
-    with pytest.raises(AssertionError, match="returned None"):
-        ex.check_probability_gradient_fn(lambda p, g, c: None)
-
-
 def _ascent(sign=1.0, factor=2.0, prob=False):
     def fn(model, target, steps, lr, l2, size):
         mean = torch.tensor((0.485, 0.456, 0.406)).view(3, 1, 1).expand(3, size, size)
