@@ -19,6 +19,7 @@ import utils.metrics
 import utils.occlusion
 import utils.saliency
 import utils.widgets
+from utils.adversarial import fooling_image
 from utils.class_model import class_model_run, judge_rank
 from utils.metrics import deletion_curve, insertion_curve
 from utils.models import load_classifier, predict_topk
@@ -46,6 +47,7 @@ ENTRY_POINTS = {
     "deletion_curve": lambda m, x: deletion_curve(m, x[None], x.mean(0)[None], 1, steps=4).scores,
     "insertion_curve": lambda m, x: insertion_curve(m, x[None], x.mean(0)[None], 1, steps=4).scores,
     "judge_rank": lambda m, x: judge_rank(m, x, 1, resize=False)[1],
+    "fooling_image": lambda m, x: fooling_image(m, x, 1, steps=2),
 }
 
 @pytest.mark.parametrize("module", [utils.saliency, utils.occlusion, utils.metrics, utils.class_model,

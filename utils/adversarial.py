@@ -14,7 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validation import check_fraction, check_images, check_positive_int, check_target
+from ._validation import (
+    check_fraction,
+    check_images,
+    check_positive_int,
+    check_target,
+    model_device,
+)
 from .saliency import gradient
 
 __all__ = ["fooling_image"]
@@ -40,7 +46,8 @@ def fooling_image(model: nn.Module, image: torch.Tensor, target: int, *, epsilon
 
     Returns:
         The fooling image ``(3, H, W)`` in [0, 1], with ``max |x − image| ≤ epsilon``, on the
-        image's device. Whether the target won is for the caller to check (``model(x)``).
+        image's device; the work is done on the model's device (the image is moved there).
+        Whether the target won is for the caller to check (``model(x)``).
 
     Raises:
         ValueError: a batch instead of one image, values outside [0, 1], ``epsilon`` outside
@@ -54,7 +61,7 @@ def fooling_image(model: nn.Module, image: torch.Tensor, target: int, *, epsilon
     alpha = eps / 4 if step_size is None else float(step_size)
     if not alpha > 0:
         raise ValueError(f"step_size={step_size!r} must be > 0 (about epsilon / 4 works).")
-    original = batch[0].detach()
+    original = batch[0].detach().to(model_device(model))
     with torch.no_grad():
         scores = model(original[None])[0]
     t = int(check_target(target, 1, num_classes=scores.shape[0])[0])
@@ -67,4 +74,4 @@ def fooling_image(model: nn.Module, image: torch.Tensor, target: int, *, epsilon
                 s = model(x[None])[0]
                 if float(s[t] - torch.cat([s[:t], s[t + 1:]]).max()) >= margin:
                     break
-    return x
+    return x.to(image.device)

@@ -148,48 +148,6 @@ def _grad(model, images, targets, prob=False):
     return torch.autograd.grad(out.gather(1, targets[:, None]).sum(), x)[0]
 
 
-def _ascent(sign=1.0, factor=2.0, prob=False):
-    def fn(model, target, steps, lr, l2, size):
-        mean = torch.tensor((0.485, 0.456, 0.406)).view(3, 1, 1).expand(3, size, size)
-        x = mean.clone()
-        for _ in range(steps):
-            g = _grad(model, x[None], torch.tensor([target]), prob=prob)[0]
-            x = x + lr * (g - sign * factor * l2 * (x - mean))
-        return x.clamp(0, 1)
-    return fn
-
-
-def test_check_ascent_fn(tiny):
-    kw = {"size": 16, "lr": 5.0, "l2": 0.5}
-    ex.check_ascent_fn(_ascent(), tiny, 3, **kw)
-    for hint, fn in {"wrong sign": _ascent(sign=-1), "factor 2": _ascent(factor=1),
-                     "softmax probability": _ascent(prob=True)}.items():
-        with pytest.raises(AssertionError, match=hint):
-            ex.check_ascent_fn(fn, tiny, 3, **kw)
-    with pytest.raises(AssertionError, match="not written yet"):
-        ex.check_ascent_fn(_stub, tiny, 3, **kw)
-
-
-def test_check_fooling_fn(tiny):
-    from utils.adversarial import fooling_image
-
-    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        target = int(tiny(image[None])[0].argmin())
-    out = ex.check_fooling_fn(fooling_image, tiny, image, target, epsilon=0.3, steps=200, margin=0.05)
-    assert float((out - image).abs().max()) <= 0.3 + 1e-6
-
-    def unbounded(model, image, target, epsilon, **kw):
-        return fooling_image(model, image, target, epsilon=min(1.5 * epsilon, 0.99), **kw)
-
-    with pytest.raises(AssertionError, match="L∞ bound"):
-        ex.check_fooling_fn(unbounded, tiny, image, target, epsilon=0.3, steps=200, margin=0.05)
-    with pytest.raises(AssertionError, match="does not lead"):   # descends instead of ascending
-        ex.check_fooling_fn(lambda m, x, t, epsilon: (x - epsilon * _grad(m, x[None], torch.tensor([t]))[0]
-                                                      .sign()).clamp(0, 1),
-                            tiny, image, target, epsilon=0.3, margin=0.05)
-    with pytest.raises(AssertionError, match="outside"):
-        ex.check_fooling_fn(lambda m, x, t, epsilon: x + 2, tiny, image, target, epsilon=0.3)
 
 
 def test_check_seeds_fn():

@@ -1,0 +1,180 @@
+"""The catalogue of notebook 03's exercises: each checker accepts right answers written in other
+ways than the teacher's, rejects the typical wrong ones with a hint (an AssertionError), turns a
+stub into a hint, and refuses the course's own function handed in as the answer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from utils.course import exercises as ex
+from utils.models import ImageClassifier
+
+MEAN = (0.485, 0.456, 0.406)
+
+
+@pytest.fixture(scope="module")
+def net():
+    """A 10-class convolutional network on 16×16 images (fast, deterministic)."""
+    torch.manual_seed(1)
+    body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Tanh(), nn.Conv2d(8, 8, 3, padding=1),
+                         nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 10))
+    return ImageClassifier(body, (0.45, 0.45, 0.45), (0.25, 0.25, 0.25), 16,
+                           [f"k{i}" for i in range(10)], "net03").eval()
+
+
+def _not_written(*args, **kwargs):
+    raise NotImplementedError
+
+
+def _score_grad(model, x, target, prob=False):
+    xg = x.clone().requires_grad_(True)
+    s = model(xg[None])
+    s = s.softmax(1) if prob else s
+    return torch.autograd.grad(s[0, target], xg)[0]
+
+
+def _mean(size, dtype=torch.float32):
+    return torch.tensor(MEAN, dtype=dtype).view(3, 1, 1).expand(3, size, size)
+
+
+# --- Exercise 1: the first step ------------------------------------------------------------------
+
+def test_first_step(net):
+    kw = {"lr": 0.5, "size": 16}
+    g = _score_grad(net, _mean(16).contiguous(), 3)
+    ex.check_first_step(0.5 * g, net, 3, **kw)
+    batch = _mean(16).repeat(2, 1, 1, 1).requires_grad_(True)     # batched, returned in float64
+    (gb,) = torch.autograd.grad(net(batch)[:, 3].sum(), batch)
+    ex.check_first_step((gb[1] * 0.5).double(), net, 3, **kw)
+    for fn, hint in ((lambda: -0.5 * g, "uphill"), (lambda: g, "step size"),
+                     (lambda: 0.5 * _score_grad(net, _mean(16).contiguous(), 3, prob=True), "softmax"),
+                     (lambda: _mean(16) + 0.5 * g, "not the change")):
+        with pytest.raises(AssertionError, match=hint):
+            ex.check_first_step(fn(), net, 3, **kw)
+    with pytest.raises(AssertionError, match="no answer yet"):
+        ex.check_first_step(None, net, 3, **kw)
+    with pytest.raises(AssertionError, match="shape"):
+        ex.check_first_step(g[0], net, 3, **kw)
+
+
+# --- Exercise 3: the ascent loop -----------------------------------------------------------------
+
+def _ascent(sign=1.0, factor=2.0, prob=False, centre=True, lr_on_l2=True):
+    def fn(model, target, steps, lr, l2, size):
+        mean = _mean(size)
+        x = mean.clone()
+        for _ in range(steps):
+            g = _score_grad(model, x, target, prob=prob)
+            pull = sign * factor * l2 * (x - mean if centre else x)
+            x = x + lr * g - (lr * pull if lr_on_l2 else pull)
+        return x.clamp(0, 1)
+    return fn
+
+
+def _ascent_sgd(model, target, steps, lr, l2, size):
+    """Written with torch.optim: minimise −(S_c − λ‖x‖²) over the centred image x."""
+    mean = _mean(size)
+    x = torch.zeros(3, size, size, requires_grad=True)
+    opt = torch.optim.SGD([x], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        (-(model((mean + x)[None])[0, target] - l2 * (x ** 2).sum())).backward()
+        opt.step()
+    return (mean + x).detach().clamp(0, 1)
+
+
+def _ascent_float64(model, target, steps, lr, l2, size):
+    """In float64 for the image, the network in float32, the L2 gradient by autograd."""
+    mean = _mean(size, torch.float64)
+    x = mean.clone()
+    for _ in range(steps):
+        xg = x.clone().requires_grad_(True)
+        obj = model(xg.float()[None])[0, target].double() - l2 * ((xg - mean) ** 2).sum()
+        (g,) = torch.autograd.grad(obj, xg)
+        x = x + lr * g
+    return x.clamp(0, 1).float()
+
+
+def test_ascent(net):
+    from utils.class_model import PAPER_SETTINGS, class_model_run
+
+    kw = {"size": 16}
+    for right in (_ascent(), _ascent_sgd, _ascent_float64):
+        ex.check_ascent_fn(right, net, 3, **kw)
+    for hint, fn in {"wrong sign": _ascent(sign=-1), "factor 2": _ascent(factor=1),
+                     "softmax probability": _ascent(prob=True), "not I": _ascent(centre=False),
+                     "learning rate multiplies it": _ascent(lr_on_l2=False)}.items():
+        with pytest.raises(AssertionError, match=hint):
+            ex.check_ascent_fn(fn, net, 3, **kw)
+    with pytest.raises(AssertionError, match="not written yet"):
+        ex.check_ascent_fn(_not_written, net, 3, **kw)
+
+    def library(model, target, steps, lr, l2, size):
+        return class_model_run(model, target, **dict(PAPER_SETTINGS, steps=steps, lr=lr, l2=l2,
+                                                     size=size)).images[0]
+
+    with pytest.raises(ex.ExerciseRefusal, match="Exercise 3"):
+        ex.check_ascent_fn(library, net, 3, **kw)
+    assert class_model_run(net, 3, **dict(PAPER_SETTINGS, steps=1, size=16)).images.shape == (1, 3, 16, 16)
+
+
+# --- Exercise 4: a fooling image -----------------------------------------------------------------
+
+def _pgd(project_each_step=True, descend=False):
+    def fn(model, image, target, epsilon, steps=10, step_size=0.5 / 255):
+        x = image.clone()
+        for _ in range(steps):
+            g = _score_grad(model, x, target)
+            x = x + (-1 if descend else 1) * step_size * g.sign()
+            if project_each_step:
+                x = (image + (x - image).clamp(-epsilon, epsilon)).clamp(0, 1)
+        return (image + (x - image).clamp(-epsilon, epsilon)).clamp(0, 1)
+    return fn
+
+
+def _pgd_batched_numpy(model, image, target, epsilon, steps=10, step_size=0.5 / 255):
+    """A batch of one, the projection with numpy's clip, torch.min/max instead of clamp."""
+    import numpy as np
+
+    x = image[None].clone()
+    for _ in range(steps):
+        x.requires_grad_(True)
+        (g,) = torch.autograd.grad(model(x)[:, target].sum(), x)
+        x = x.detach() + step_size * torch.sign(g)
+        x = torch.maximum(torch.minimum(x, image + epsilon), image - epsilon)
+        x = torch.from_numpy(np.clip(x.numpy(), 0.0, 1.0))
+    return x[0]
+
+
+@pytest.fixture(scope="module")
+def photo(net):
+    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        target = int(net(image[None])[0].argsort()[-2])   # the runner-up: reachable within ε
+    return image, target
+
+
+def test_fooling(net, photo):
+    from utils.adversarial import fooling_image
+
+    image, target = photo
+    kw = {"epsilon": 0.2, "margin": 0.05, "steps": 40, "step_size": 0.02}
+    out = ex.check_fooling_fn(_pgd(), net, image, target, **kw)
+    assert float((out - image).abs().max()) <= 0.2 + 1e-6
+    ex.check_fooling_fn(_pgd_batched_numpy, net, image, target, **kw)
+    with pytest.raises(AssertionError, match="only once, at the end"):
+        ex.check_fooling_fn(_pgd(project_each_step=False), net, image, target, **kw)
+    with pytest.raises(AssertionError, match="L∞ bound"):
+        ex.check_fooling_fn(lambda m, x, t, epsilon, **k: (x + 1.5 * epsilon).clamp(0, 1),
+                            net, image, target, **kw)
+    with pytest.raises(AssertionError, match="differs from projected"):
+        ex.check_fooling_fn(_pgd(descend=True), net, image, target, **kw)
+    with pytest.raises(AssertionError, match="outside"):
+        ex.check_fooling_fn(lambda m, x, t, epsilon, **k: x + 2, net, image, target, **kw)
+    with pytest.raises(AssertionError, match="not written yet"):
+        ex.check_fooling_fn(_not_written, net, image, target, **kw)
+    with pytest.raises(ex.ExerciseRefusal, match="Exercise 4"):
+        ex.check_fooling_fn(fooling_image, net, image, target, **kw)
+    assert fooling_image(net, image, target, epsilon=0.2).shape == image.shape   # restored
