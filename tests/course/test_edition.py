@@ -234,31 +234,6 @@ def test_check_fooling_fn(tiny):
         ex.check_fooling_fn(lambda m, x, t, epsilon: x + 2, tiny, image, target, epsilon=0.3)
 
 
-def test_check_seeds_fn():
-    def right(s, fq, bq):
-        fg = s >= torch.quantile(s, fq)
-        return fg, (s <= torch.quantile(s, bq)) & ~fg
-
-    ex.check_seeds_fn(right)
-    with pytest.raises(AssertionError, match="MOST salient"):
-        ex.check_seeds_fn(lambda s, fq, bq: right(-s, fq, bq))
-    with pytest.raises(AssertionError, match="fraction of its maximum"):
-        ex.check_seeds_fn(lambda s, fq, bq: (s >= fq * s.max(), s <= bq * s.max()))
-    with pytest.raises(AssertionError, match="pair"):
-        ex.check_seeds_fn(lambda s, fq, bq: s)
-
-
-def test_check_refined_ious():
-    once = [0.5, 0.6, 0.7]
-    ex.check_refined_ious([0.5, 0.62, 0.7], False, once)
-    with pytest.raises(AssertionError, match="grabcut_iterations=3"):
-        ex.check_refined_ious(once, False, once)
-    with pytest.raises(AssertionError, match="0.1"):
-        ex.check_refined_ious([0.5, 0.62, 0.7], True, once)
-    with pytest.raises(AssertionError, match="no answer yet"):
-        ex.check_refined_ious(None, None, once)
-
-
 def test_check_split_fn():
     def right(b, t):
         f = b.reshape(b.shape[0], -1)
