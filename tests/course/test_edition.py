@@ -83,7 +83,7 @@ def test_student_edition_removes_every_solution_and_nothing_else(path):
         else:
             assert s.source == t.source, f"cell {i} changed"
         if t.cell_type == "code":
-            if i in cleared:
+            if i in cleared or "student-clear" in t.metadata.get("tags", []):
                 assert s.outputs == [] and s.execution_count is None
             else:
                 assert s.outputs == t.outputs, f"cell {i}: outputs outside the exercises must stay"
@@ -150,29 +150,6 @@ def _grad(model, images, targets, prob=False):
 
 
 
-def test_check_seeds_fn():
-    def right(s, fq, bq):
-        fg = s >= torch.quantile(s, fq)
-        return fg, (s <= torch.quantile(s, bq)) & ~fg
-
-    ex.check_seeds_fn(right)
-    with pytest.raises(AssertionError, match="MOST salient"):
-        ex.check_seeds_fn(lambda s, fq, bq: right(-s, fq, bq))
-    with pytest.raises(AssertionError, match="fraction of its maximum"):
-        ex.check_seeds_fn(lambda s, fq, bq: (s >= fq * s.max(), s <= bq * s.max()))
-    with pytest.raises(AssertionError, match="pair"):
-        ex.check_seeds_fn(lambda s, fq, bq: s)
-
-
-def test_check_refined_ious():
-    once = [0.5, 0.6, 0.7]
-    ex.check_refined_ious([0.5, 0.62, 0.7], False, once)
-    with pytest.raises(AssertionError, match="grabcut_iterations=3"):
-        ex.check_refined_ious(once, False, once)
-    with pytest.raises(AssertionError, match="0.1"):
-        ex.check_refined_ious([0.5, 0.62, 0.7], True, once)
-    with pytest.raises(AssertionError, match="no answer yet"):
-        ex.check_refined_ious(None, None, once)
 
 
 def test_check_integrated_gradients_fn(tiny):
