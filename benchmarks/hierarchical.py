@@ -131,6 +131,8 @@ def section1(model, args) -> None:
             q_m = quadtree_occlusion(model, moved(s.image), s.target, batch_size=bs, **kw)
             rows.setdefault(name, []).append({"passes": q.n_forward, **judge(model, s, q.saliency, args.steps),
                                               "stability rho": stability(q.saliency, q_m.saliency)})
+        for name, per in rows.items():
+            print(f"    {name:26s} " + "  ".join(f"{k} {v:.2f}" for k, v in per[-1].items()), flush=True)
         print(f"  {s.name}: {'small' if small[-1] else 'large'}, hierarchical passes by finest cell "
               f"56/28/14/7 = {per_level[-1]}, {time.perf_counter() - t0:.0f} s", flush=True)
     growth = [b / a for a, b, *_ in ((p[1], p[2]) for p in per_level)]
@@ -164,6 +166,7 @@ def section2(model, subset: list[str], args) -> None:
             m = out if isinstance(out, torch.Tensor) else out.saliency
             passes = 730 if isinstance(out, torch.Tensor) else out.n_forward
             rows2.setdefault(name, []).append({"passes": passes, **judge(model, s, m, args.steps)})
+            print(f"    {name:26s} " + "  ".join(f"{k} {v:.2f}" for k, v in rows2[name][-1].items()), flush=True)
         print(f"  {s.name}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times.items()), flush=True)
     table(rows2, small2, ("passes", "pointing", "mass in box", "box IoU", "deletion AUC"))
     h = times["hierarchical, cell 14"]
