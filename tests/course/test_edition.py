@@ -152,27 +152,6 @@ def _grad(model, images, targets, prob=False):
 
 
 
-def test_check_integrated_gradients_fn(tiny):
-    image = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(4))
-
-    def ig(alphas, scale=True):
-        def fn(model, x, target, steps):
-            a = torch.tensor(alphas(steps)).view(-1, 1, 1, 1)
-            g = _grad(model, a * x, torch.full((len(a),), target)).mean(0)
-            return g * x if scale else g
-        return fn
-
-    right = ig(lambda m: [k / m for k in range(1, m + 1)])
-    ex.check_integrated_gradients_fn(right, tiny, image, 2, steps=4)
-    with pytest.raises(AssertionError, match="left Riemann"):
-        ex.check_integrated_gradients_fn(ig(lambda m: [k / m for k in range(m)]), tiny, image, 2, steps=4)
-    with pytest.raises(AssertionError, match="multiply"):
-        ex.check_integrated_gradients_fn(ig(lambda m: [k / m for k in range(1, m + 1)], scale=False),
-                                         tiny, image, 2, steps=4)
-    with pytest.raises(AssertionError, match="divide"):
-        ex.check_integrated_gradients_fn(lambda *a: right(*a) * 4, tiny, image, 2, steps=4)
-
-
 def test_check_choice_and_answered():
     ex.check_choice("q", " B ", "b")
     with pytest.raises(AssertionError, match="look again"):
