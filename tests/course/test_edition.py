@@ -178,3 +178,68 @@ def test_tagged_outputs_are_cleared_and_analysis_cells_get_their_stub():
     out = student_notebook(nb)
     assert out.cells[0].outputs == [] and out.cells[1].outputs
     assert ANALYSIS_STUB in out.cells[2].source and "It works" not in out.cells[2].source
+
+
+# --- 07: the student edition of the report is a term-project template ----------------------------
+
+REPORT = Path(__file__).parents[2] / "notebooks" / "07_report.ipynb"
+
+
+def _sections(nb) -> list[list[int]]:
+    """The report's sections: cell indices between markdown headings (#, ##, ###), the talk's
+    slides-only cells left out."""
+    import re
+
+    sections: list[list[int]] = [[]]
+    for i, cell in enumerate(nb.cells):
+        if "slides-only" in cell.get("metadata", {}).get("tags", []):
+            continue
+        if cell.cell_type == "markdown" and re.match(r"#{1,3} ", cell.source) \
+                and not cell.source.startswith(BEGIN):
+            sections.append([])
+        sections[-1].append(i)
+    return [s for s in sections if s]
+
+
+def test_report_student_edition_is_a_template_with_checklists_and_a_rubric():
+    import re
+
+    from utils.course.edition import ANALYSIS_STUB
+
+    teacher = nbformat.read(REPORT, as_version=4)
+    student = student_notebook(teacher)
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in teacher.cells]
+    analysis = [i for i, t in enumerate(tags) if "analysis" in t]
+    templates = [i for i, t in enumerate(tags) if "template" in t]
+    assert len(analysis) >= 10 and len(templates) >= 10
+    for i in analysis:   # the worked analysis is gone, the stub and the headings stay
+        s, t = student.cells[i].source, teacher.cells[i].source
+        assert ANALYSIS_STUB in s and BEGIN not in s
+        for line in _region_lines(t):
+            assert line not in s, f"cell {i}: the teacher's analysis is left: {line}"
+        assert [ln for ln in s.split("\n") if ln.startswith("#")] == \
+               [ln for ln in _without_regions(t) if ln.startswith("#")]
+    total = 0
+    for i in templates:  # each template: a prompt, a checklist and a rubric with points
+        src = student.cells[i].source
+        assert src == teacher.cells[i].source and "**Term project" in src
+        assert "- [ ]" in src and "must show" in src
+        points = [int(p) for p in re.findall(r"\((\d+) points?\)", src)]
+        rubric = int(re.search(r"Rubric \((\d+) points\)", src).group(1))
+        assert points[0] == rubric == sum(points[1:]) > 0
+        total += rubric
+    assert total == 100
+    for section in _sections(teacher):   # every section the student writes has its template
+        if any(i in analysis for i in section):
+            assert any(i in templates for i in section), f"section at cell {section[0]} has no template"
+    for i, (t, s) in enumerate(zip(teacher.cells, student.cells, strict=True)):  # the experiments stay
+        if t.cell_type == "code":
+            assert s.source == t.source and s.outputs == t.outputs, f"cell {i} changed"
+    assert exercise_groups(student) == []
+
+
+def test_report_template_leaves_nothing_for_the_scan():
+    from utils.course.leaks import scan_notebook
+
+    teacher = nbformat.read(REPORT, as_version=4)
+    assert scan_notebook(teacher, student_notebook(teacher), name=REPORT.name) == []
