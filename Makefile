@@ -34,8 +34,10 @@ lab: $(STAMP)
 
 test: lint unit notebooks
 
+# ruff, then the package's layers (import-linter; the contracts are in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check utils tests benchmarks notebooks
+	$(VENV)/bin/lint-imports --no-cache
 
 unit: $(STAMP)
 	$(PY) -m pytest tests

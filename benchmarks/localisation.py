@@ -5,7 +5,7 @@ Timing (default): in one process, after warm-up, median wall time per image of
   * utils.localisation.localise (seeds, colour models, one GraphCut, largest component) on the CPU,
   * localise with 3 more GrabCut iterations,
 over the eight 224×224 sample photographs, with the share of the total each step takes. It tells a
-user of ``python -m utils.localisation evaluate`` where the time goes (top-5 classes = 5× both).
+user of ``python -m utils.ilsvrc evaluate`` where the time goes (top-5 classes = 5× both).
 
 Accuracy (``--accuracy``): on the evaluation set (``utils.images.sample_names("all")``, 24
 photographs; ``--set course`` for the eight), for SmoothGrad maps (32 samples, noise 0.15, as in

@@ -1,25 +1,25 @@
 """saliency-course helpers: one module per concept, imported by the notebooks.
 
-Modules, lower ones first (a module imports only from those above it):
+The package is in layers; a module imports only from its own layer or the layers below it, and
+``make lint`` checks that with import-linter (the contracts are in ``pyproject.toml``; no cycles):
 
-* ``_validation`` — argument checks shared by every function (errors that say what to change);
-* ``models`` — the offline classifiers (images in [0, 1] → scores ``S_c``);
-* ``images`` — loading images, the sample photographs, boxes through the resize-and-crop;
-* ``occlusion`` — the sliding window, its lattice field, coarse-to-fine (quadtree) sampling of it,
-  and the multiply-adds of one occlusion probe (``probe_macs``);
-* ``saliency`` — gradient maps and attributions (gradient, SmoothGrad, gradient × input,
-  integrated gradients, guided backprop, DeconvNet, Grad-CAM; ``occlusion`` re-exported), one calling
-  convention;
-* ``adversarial`` — fooling images (a small change under an L∞ bound that flips the class);
-* ``class_model`` — class-model visualisation (parameterisation, transforms, objective; presets);
-* ``localisation`` — saliency → GraphCut → box, IoU and baselines;
-* ``ilsvrc`` — the paper's ILSVRC localisation evaluation (``python -m utils.ilsvrc evaluate``);
-* ``quadtree`` — the image quadtree, the exact leaf convolution and its cost model (notebook 05);
-* ``metrics`` — faithfulness (deletion/insertion), pointing game, mass in box, sanity checks;
-* ``plotting``, ``widgets`` — figures and interactive explorers (no computation of their own);
-* ``exercises`` — the notebooks' self-check cells; ``expect`` — measured tables checked with a
-  tolerance; ``edition`` — the student edition (``make student``); ``timing`` — interleaved timing;
-* ``report`` — ``make report``; ``offline`` — the network guard; ``env`` — environment report.
+* **core** — ``_validation`` (argument checks shared by every function, errors that say what to
+  change); ``models`` (the offline classifiers: images in [0, 1] → scores ``S_c``); ``images``
+  (loading images, the sample photographs, boxes through the resize-and-crop);
+* **method** — ``saliency`` (gradient maps and attributions: gradient, SmoothGrad, gradient ×
+  input, integrated gradients, guided backprop, DeconvNet, Grad-CAM; ``occlusion`` re-exported);
+  ``occlusion`` (the sliding window, its lattice field, coarse-to-fine sampling of it, the
+  multiply-adds of one probe); ``hierarchical`` (hierarchical perturbation, HiPe: cells that halve
+  where occluding matters); ``rise`` (RISE, random masks); ``adversarial`` (fooling images);
+  ``class_model`` (class-model visualisation: parameterisation, transforms, objective; presets);
+  ``localisation`` (saliency → GraphCut → box, IoU and baselines); ``ilsvrc`` (the paper's ILSVRC
+  evaluation, ``python -m utils.ilsvrc evaluate``); ``cropping`` (saliency-aware thumbnails);
+  ``quadtree`` (the image quadtree, the exact leaf convolution, its cost model); ``metrics``
+  (faithfulness, pointing game, mass in box, sanity checks, bootstrap);
+* **pictures** — ``plotting``, ``widgets`` (figures and interactive explorers);
+* **course** — ``utils.course``: the course machinery (self-checks, the student edition and its
+  leak scan, grading, report, timing, the network guard, environment report). The method never
+  imports it.
 
 Here: :func:`seed_everything` (seeds only) and :func:`deterministic` (opt-in deterministic
 algorithms, as a context manager). See the README for the course map.

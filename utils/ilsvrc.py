@@ -1,7 +1,6 @@
 """The paper's ILSVRC localisation evaluation (Simonyan et al., 2013, §3.2), for users with ILSVRC data.
 
-``python -m utils.ilsvrc evaluate --images DIR --boxes DIR`` (also reachable as ``python -m
-utils.localisation evaluate``) computes the ILSVRC localisation error of SmoothGrad saliency +
+``python -m utils.ilsvrc evaluate --images DIR --boxes DIR`` computes the ILSVRC localisation error of SmoothGrad saliency +
 GraphCut (:func:`utils.localisation.localise`): top-5 classes; a prediction is right when its class
 is one of the image's objects and its box overlaps a box of that class with IoU ≥ 0.5.
 

@@ -28,9 +28,8 @@ weakly-supervised-localisation literature adds two more that need no GraphCut:
 Boxes are ``(x0, y0, x1, y1)`` ints in pixels of the given image, ``x1``/``y1`` exclusive (the
 convention of :mod:`utils.images`).
 
-The paper's ILSVRC evaluation (XML reader, error, command line) lives in :mod:`utils.ilsvrc`;
-``python -m utils.localisation evaluate ...`` still runs it (same as ``python -m utils.ilsvrc
-evaluate ...``).
+The paper's ILSVRC evaluation (XML reader, error, command line) lives in :mod:`utils.ilsvrc`
+(``python -m utils.ilsvrc evaluate ...``), which builds on this module.
 """
 
 from __future__ import annotations
@@ -542,9 +541,3 @@ def format_table(rows: Sequence[str], columns: dict[str, Sequence[float]], *, di
         lines.append(f"{'mean':<{first}}" + "".join(f"  {v:>{w}.{digits}f}"
                                                    for v, w in zip(means, widths, strict=True)))
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # the ILSVRC command line moved to utils.ilsvrc; this name still runs it
-    from .ilsvrc import main
-
-    raise SystemExit(main())
