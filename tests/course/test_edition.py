@@ -9,8 +9,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import torch
-from torch import nn
 
 from utils.course import exercises as ex
 from utils.course.edition import (
@@ -21,7 +19,6 @@ from utils.course.edition import (
     student_notebook,
     verify_student_run,
 )
-from utils.models import ImageClassifier
 
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("0[1-6]_*.ipynb"))
 
@@ -126,31 +123,7 @@ def test_verify_student_run_reports_silent_checks_and_other_errors():
     assert verify_student_run(nb) == ["cell 7: NameError: y"]
 
 
-# --- the checkers -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
-                        nn.Flatten(), nn.Linear(96, 10))
-    return ImageClassifier(net, (0.4, 0.4, 0.4), (0.2, 0.25, 0.3), 16,
-                           [f"c{i}" for i in range(10)], "tiny").eval()
-
-
-def _stub(*args, **kwargs):
-    raise NotImplementedError("Exercise 1: write this part.")
-
-
-def _grad(model, images, targets, prob=False):
-    x = images.clone().requires_grad_(True)
-    out = model(x)
-    out = out.softmax(1) if prob else out
-    return torch.autograd.grad(out.gather(1, targets[:, None]).sum(), x)[0]
-
-
-
-
-
+# --- the shared primitives (each notebook's checkers: tests/course/test_exercises_nbNN.py) ---
 
 def test_check_choice_and_answered():
     ex.check_choice("q", " B ", "b")
