@@ -146,7 +146,7 @@ def build_quadtree(image: torch.Tensor, threshold: float, *, min_size: int = 1,
                    max_size: int | None = None) -> QuadTree:
     """Quadtree decomposition: split a square block while its per-channel range exceeds ``threshold``.
 
-    A block is split into its four quadrants when ``max_c (max − min)`` of the pixels inside it is
+    A block is split into its four quadrants when ``max_k (max − min)`` of the pixels inside it is
     larger than ``threshold`` and its children would still be at least ``min_size`` wide, or when it
     is wider than ``max_size``. The image is embedded in the smallest power-of-two square; blocks
     outside the image are dropped and blocks that straddle its right/bottom edge are always split,

@@ -16,7 +16,7 @@ Calling convention shared by every method here (and by later ones added beside t
 
 The image-specific class saliency is the derivative of the class score with respect to the image,
 ``w = ∂S_c/∂I`` at the image ``I₀`` (the weight of the first-order Taylor expansion
-``S_c(I) ≈ wᵀI + b``), and the map is ``M_ij = max_c |w_{ijc}|`` over the colour channels.
+``S_c(I) ≈ wᵀI + b``), and the map is ``M_ij = max_k |w_{ijk}|`` over the colour channels.
 """
 
 from __future__ import annotations
@@ -90,14 +90,14 @@ def gradient(model: nn.Module, images: torch.Tensor, target: Target = None) -> t
 
 
 def channel_max(attribution: torch.Tensor) -> torch.Tensor:
-    """``M_ij = max_c |a_{ijc}|``: ``(N, 3, H, W)`` → ``(N, H, W)`` (or ``(3, H, W)`` → ``(H, W)``)."""
+    """``M_ij = max_k |a_{ijk}|``: ``(N, 3, H, W)`` → ``(N, H, W)`` (or ``(3, H, W)`` → ``(H, W)``)."""
     if attribution.dim() not in (3, 4) or attribution.shape[-3] != 3:
         raise ValueError(f"attribution must be (N, 3, H, W) or (3, H, W), got {tuple(attribution.shape)}.")
     return attribution.abs().amax(dim=-3)
 
 
 def saliency_map(model: nn.Module, images: torch.Tensor, target: Target = None) -> torch.Tensor:
-    """The image-specific class saliency map ``M_ij = max_c |∂S_c/∂I_{ijc}|`` (paper, eq. 3).
+    """The image-specific class saliency map ``M_ij = max_k |∂S_c/∂I_{ijk}|`` (paper, eq. 3).
 
     One forward and one backward pass for the whole batch.
 

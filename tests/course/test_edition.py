@@ -177,7 +177,7 @@ def _sections(nb) -> list[list[int]]:
 def test_report_student_edition_is_a_template_with_checklists_and_a_rubric():
     import re
 
-    from utils.course.edition import ANALYSIS_STUB
+    from utils.course.edition import ANALYSIS_STUB, HIDDEN_CODE, HIDDEN_MARKDOWN
 
     teacher = nbformat.read(REPORT, as_version=4)
     student = student_notebook(teacher)
@@ -205,8 +205,15 @@ def test_report_student_edition_is_a_template_with_checklists_and_a_rubric():
     for section in _sections(teacher):   # every section the student writes has its template
         if any(i in analysis for i in section):
             assert any(i in templates for i in section), f"section at cell {section[0]} has no template"
+    hidden = [i for i, t in enumerate(tags) if t & {"slides-only", "teacher-only"}]
+    assert len(hidden) >= 10
+    for i in hidden:     # the worked report's slide summaries and findings: a note, no text, no output
+        s, t = student.cells[i], teacher.cells[i]
+        assert s.source in (HIDDEN_MARKDOWN, HIDDEN_CODE) and s.get("outputs", []) == []
+        for line in (ln for ln in t.source.split("\n") if len(ln.strip()) > 12):
+            assert line not in s.source
     for i, (t, s) in enumerate(zip(teacher.cells, student.cells, strict=True)):  # the experiments stay
-        if t.cell_type == "code":
+        if t.cell_type == "code" and i not in hidden:
             assert s.source == t.source and s.outputs == t.outputs, f"cell {i} changed"
     assert exercise_groups(student) == []
 

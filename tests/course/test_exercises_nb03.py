@@ -178,3 +178,53 @@ def test_fooling(net, photo):
     with pytest.raises(ex.ExerciseRefusal, match="Exercise 4"):
         ex.check_fooling_fn(fooling_image, net, image, target, **kw)
     assert fooling_image(net, image, target, epsilon=0.2).shape == image.shape   # restored
+
+
+# --- Exercise 2: the judge's rank ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def judge():
+    """A second 10-class network, at 24 px: the image must be resized to it."""
+    torch.manual_seed(2)
+    body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(32, 10))
+    return ImageClassifier(body, (0.45, 0.45, 0.45), (0.25, 0.25, 0.25), 24,
+                           [f"k{i}" for i in range(10)], "judge03").eval()
+
+
+def _scores(judge, img, size=24):
+    x = torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", antialias=True,
+                                        align_corners=False)
+    with torch.no_grad():
+        return judge(x)[0]
+
+
+def test_judge_rank(net, judge):
+    torch.manual_seed(3)
+    img = torch.rand(1, 3, 16, 16)
+    s = _scores(judge, img)
+    target = int(s.argsort(descending=True)[2])        # rank 3 of 10
+    right = int((s > s[target]).sum()) + 1
+    ex.check_judge_rank(right, judge, img, target, model=net)
+    order = s.argsort(descending=True)                 # written differently: position in the sort
+    ex.check_judge_rank(float(int((order == target).nonzero()) + 1), judge, img, target)
+    with pytest.raises(AssertionError, match="off by one"):
+        ex.check_judge_rank(right - 1, judge, img, target, model=net)
+    if 11 - right not in (right - 1, r_unresized := _unresized_rank(judge, img, target)):
+        with pytest.raises(AssertionError, match="wrong end"):
+            ex.check_judge_rank(11 - right, judge, img, target)
+    if r_unresized not in (right, right - 1):
+        with pytest.raises(AssertionError, match="resize"):
+            ex.check_judge_rank(r_unresized, judge, img, target)
+    with pytest.raises(AssertionError, match="no answer yet"):
+        ex.check_judge_rank(None, judge, img, target)
+    with pytest.raises(AssertionError, match="whole number"):
+        ex.check_judge_rank(2.5, judge, img, target)
+    with pytest.raises(AssertionError, match="an int"):
+        ex.check_judge_rank("three", judge, img, target)
+
+
+def _unresized_rank(judge, img, target):
+    with torch.no_grad():
+        s = judge(img)[0]
+    return int((s > s[target]).sum()) + 1

@@ -190,6 +190,13 @@ def _over_truth(box, truth):
     return iw * ih / ((truth[2] - truth[0]) * (truth[3] - truth[1]))
 
 
+def _inclusive_box(image, saliency, truth):
+    """The reviewer's case: the right box written with inclusive ends, its IoU computed from it."""
+    box, _ = _pipeline(_teacher_seeds)(image, saliency, truth)
+    box = (*box[:2], box[2] - 1, box[3] - 1)
+    return box, _numpy_iou(box, truth)
+
+
 def _swapped(s, fq, bq):
     fg, bg = _teacher_seeds(s, fq, bq)
     return bg, fg
@@ -198,6 +205,7 @@ def _swapped(s, fq, bq):
 @pytest.mark.parametrize(("wrong", "hint"), [
     (_pipeline(_teacher_seeds, component=False), "whole GraphCut foreground"),
     (_pipeline(_teacher_seeds, _inclusive_iou), "exclusive"),
+    (_inclusive_box, "exclusive ends"),
     (_pipeline(_teacher_seeds, _over_truth), "UNION"),
     (_pipeline(_swapped), "differs from the method"),
     (lambda image, saliency, truth: (0, 0, 48, 48), "pair"),

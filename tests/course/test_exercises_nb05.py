@@ -92,6 +92,12 @@ def mean_threshold(sal, win):
     return keep[torch.sort(peak[keep], descending=True, stable=True).indices]
 
 
+def half_the_max(sal, win):  # the reviewer's case: max / 2, not the midpoint of the range
+    peak = torch.stack([sal[y0:y1, x0:x1].max() for x0, y0, x1, y1 in win.tolist()])
+    keep = torch.nonzero((peak >= sal.max() / 2) & (peak > 0)).flatten()
+    return keep[torch.sort(peak[keep], descending=True, stable=True).indices]
+
+
 def unordered(sal, win):
     return sorted(teacher_next(sal, win).tolist())
 
@@ -104,7 +110,8 @@ def not_only_positive(sal, win):
 
 
 @pytest.mark.parametrize("wrong, match", [(inclusive_ends, "exclusive"), (swapped_axes, "exclusive"),
-                                          (mean_threshold, "midpoint"), (unordered, "wrong order"),
+                                          (mean_threshold, "midpoint"), (half_the_max, "halfway"),
+                                          (unordered, "wrong order"),
                                           (not_only_positive, "nothing to refine|positive")])
 def test_next_windows_rejects_typical_slips_with_a_hint(wrong, match):
     with pytest.raises(AssertionError, match=match):

@@ -144,9 +144,10 @@ def test_pointing_game():
 
 def test_black_reference_choices():
     ex.check_black_reference_choices("2", " 2")
-    _rejects("not zero in general", ex.check_black_reference_choices, "1", "2")
-    _rejects("normalises", ex.check_black_reference_choices, "3", "2")
+    _rejects("section 1's table", ex.check_black_reference_choices, "1", "2")
+    _rejects("normalisation", ex.check_black_reference_choices, "3", "2")
     _rejects("reference image", ex.check_black_reference_choices, "2", "1")
+    _rejects("reference image", ex.check_black_reference_choices, "2", "3")
     _rejects("no answer yet", ex.check_black_reference_choices, None, None)
 
 

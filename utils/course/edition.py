@@ -16,7 +16,9 @@ student edition to ``student/``:
   figure or table elsewhere that shows an exercise's answer). Every other cell keeps its outputs,
   so the notebook still reads;
 * a markdown cell tagged ``analysis`` (the report's sections, which the student edition turns into
-  a term-project template) gets ``YOUR ANALYSIS HERE`` instead of ``YOUR ANSWER HERE``.
+  a term-project template) gets ``YOUR ANALYSIS HERE`` instead of ``YOUR ANSWER HERE``;
+* a cell tagged ``slides-only`` (the worked report's slide summaries) or ``teacher-only`` (its
+  findings cell) keeps its place but not its text: a one-line note replaces it, and its outputs go.
 
 ``--verify`` (``make test-student``) executes the student edition and checks that every exercise
 fails with its hint on the stub and that nothing else fails; then :mod:`utils.course.leaks` scans
@@ -49,6 +51,9 @@ TEXT_STUB = "YOUR ANSWER HERE"
 ANALYSIS_STUB = "YOUR ANALYSIS HERE"
 CLEAR_TAG = "student-clear"
 ANALYSIS_TAG = "analysis"
+HIDDEN_TAGS = ("slides-only", "teacher-only")
+HIDDEN_MARKDOWN = "*(In the teacher's edition: a summary of the worked report, for the slides.)*"
+HIDDEN_CODE = "# (In the teacher's edition: the worked report's own findings, computed here.)"
 _EXERCISE = re.compile(r"\*\*Exercise\s+(\d+)")
 
 
@@ -108,7 +113,10 @@ def student_notebook(nb):
             stub = ANALYSIS_STUB if ANALYSIS_TAG in _tags(cell) else TEXT_STUB
             cell.source = strip_solutions(cell.source, markdown=cell.cell_type == "markdown",
                                           exercise=exercise, text_stub=stub)
-        if i in cleared or (cell.cell_type == "code" and CLEAR_TAG in _tags(cell)):
+        if any(t in _tags(cell) for t in HIDDEN_TAGS):   # the worked report's summaries: not a template's
+            cell.source = HIDDEN_MARKDOWN if cell.cell_type == "markdown" else HIDDEN_CODE
+        if i in cleared or (cell.cell_type == "code" and (CLEAR_TAG in _tags(cell)
+                                                          or any(t in _tags(cell) for t in HIDDEN_TAGS))):
             cell.outputs = []
             cell.execution_count = None
     return nb

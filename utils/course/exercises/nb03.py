@@ -6,7 +6,7 @@ import torch
 
 from .checks import _as_tensor, _call, _diagnose, check_answered, refusing
 
-__all__ = ["check_ascent_fn", "check_first_step", "check_fooling_fn"]
+__all__ = ["check_ascent_fn", "check_first_step", "check_fooling_fn", "check_judge_rank"]
 
 
 def _mean_image(size: int) -> torch.Tensor:
@@ -44,8 +44,46 @@ def check_first_step(my_step, model, target: int, *, lr: float, size: int) -> No
             lr * _score_grad(model, mean, target, prob=True),
         "that is the image after the step, not the change of the image.": run.images[0].cpu(),
     }
+    logp = _score_grad(model, mean, target, prob=True) / float(
+        torch.softmax(model(mean[None].to(next(model.parameters()).device)), 1)[0, target])
+    wrong["that is the gradient of log P_c; the paper ascends the score S_c itself."] = lr * logp.cpu()
     _diagnose(name, out, run.images[0].cpu() - mean, 1e-4, wrong,
               "Re-read the update rule of section 1 and where the ascent starts.")
+
+
+def check_judge_rank(my_rank, judge, image: torch.Tensor, target: int, *, model=None) -> None:
+    """Exercise 2: ``my_rank`` (an int), the judge's rank of ``target`` for ``image`` ``(1, 3, H, W)``
+    (1 = the judge's top class), after resizing to the judge's input size. The reference is
+    :func:`utils.class_model.judge_rank`, computed here; ``model`` (the optimised network), when
+    given, lets the check recognise a rank taken from the wrong network."""
+    from ..._validation import num_classes
+    from ...class_model import judge_rank
+
+    name = "judge rank"
+    check_answered(name, my_rank=my_rank)
+    try:
+        value = int(my_rank)
+    except (TypeError, ValueError):
+        raise AssertionError(f"{name}: store one whole number (an int), got "
+                             f"{type(my_rank).__name__}.") from None
+    if value != float(my_rank):
+        raise AssertionError(f"{name}: a rank is a whole number, got {my_rank}.")
+    ref = int(judge_rank(judge, image, target)[0][0])
+    if value == ref:
+        print(f"✓ {name}: correct")
+        return
+    wrong: dict[int, str] = {}   # the first diagnosis of a value wins
+    wrong.setdefault(ref - 1, "off by one: the judge's top class has rank 1, not 0.")
+    wrong.setdefault(int(judge_rank(judge, image, target, resize=False)[0][0]),
+                     "the judge was run on the image at its optimised size; resize it to the "
+                     "judge's input size first.")
+    wrong.setdefault(num_classes(judge) + 1 - ref, "counted from the wrong end: rank 1 is the "
+                     "highest score.")
+    if model is not None:
+        wrong.setdefault(int(judge_rank(model, image, target, resize=False)[0][0]),
+                         "that is the rank in the optimised network; ask the judge.")
+    raise AssertionError(f"{name}: not yet. " + wrong.get(
+        value, "a rank is the target's place when the judge's scores are sorted from the highest."))
 
 
 def check_ascent_fn(fn, model, target: int, *, steps: int = 4, lr: float = 0.5, l2: float = 0.1,

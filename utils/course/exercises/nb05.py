@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .checks import _call, refusing
+from .checks import _call, check_close, check_true, refusing
 
-__all__ = ["check_split_fn", "check_next_windows_fn"]
+__all__ = ["check_split_fn", "check_next_windows_fn", "check_ring_count", "check_exact_macs"]
 
 
 def _split_cases() -> list[tuple[torch.Tensor, float]]:
@@ -77,8 +77,10 @@ def _window_cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
     wide = torch.rand(16, 16, generator=gen) * 0.1
     wide[4:12, 4:12] += 0.5                        # a broad kept region, ordered by each window's peak
     odd = torch.rand(13, 11, generator=gen)
+    lifted = torch.full((16, 16), 0.5)
+    lifted[3, 12], lifted[11, 4] = 1.0, 0.6        # min 0.5, max 1: half the max is not the midpoint
     return [(edge, win8), (two, win8), (wide, win8), (torch.zeros(16, 16), win8),
-            (odd - 0.5, hipe_windows(13, 11, 4)), (smooth, win8)]
+            (odd - 0.5, hipe_windows(13, 11, 4)), (smooth, win8), (lifted, win8)]
 
 
 _WINDOW_HINTS = {
@@ -89,6 +91,8 @@ _WINDOW_HINTS = {
     2: "order the kept windows by their largest value inside, most salient first.",
     3: "a map with nothing positive has nothing to refine: keep no window.",
     4: "only positive saliency is worth refining, even when it reaches the midpoint.",
+    6: "on this map the smallest value is far from 0: the threshold sits halfway between the map's "
+       "smallest and largest values.",
 }
 
 
@@ -122,3 +126,30 @@ def check_next_windows_fn(fn) -> None:
             raise AssertionError(f"{name}: wrong windows on case {i}. " + _WINDOW_HINTS.get(
                 i, "keep the windows whose box holds a positive pixel at or above the midpoint of the map's range."))
     print(f"✓ {name}: correct")
+
+
+def check_ring_count(r, tree, m: int) -> None:
+    """Exercise 1: ``r``, the number of ring outputs of an ``m × m`` convolution over ``tree``; the
+    reference is :func:`utils.quadtree.conv_macs`'s ``"ring"``, computed here."""
+    from ...quadtree import conv_macs
+
+    check_close("ring outputs R", r, conv_macs(tree, m, 3, 3)["ring"],
+                hint="R counts the outputs whose window reads more than one leaf: start from all the "
+                     "outputs and take away what stays inside each leaf (how far does an M × M window "
+                     "reach?).")
+
+
+def check_exact_macs(exact, ratio, tree, m: int, c_in: int, c_out: int) -> None:
+    """Exercise 2: ``exact``, the multiply-adds of the exact quadtree convolution, and ``ratio``, the
+    dense convolution's over it; the references come from :func:`utils.quadtree.conv_macs`."""
+    from ...quadtree import conv_macs
+
+    macs = conv_macs(tree, m, c_in, c_out)
+    check_close("exact MACs", exact, macs["quadtree_exact"],
+                hint="the ring outputs each need a full window on every channel pair; each leaf's "
+                     "interior needs one product per channel pair. Count the ring with ring_mask for "
+                     "this M.")
+    check_close("saving over the dense convolution", ratio, macs["dense"] / macs["quadtree_exact"],
+                hint="the saving is the dense convolution's multiply-adds (a full window at every "
+                     "output) over your exact count, not the other way round.")
+    check_true("the exact saving is below 2× here", ratio < 2)

@@ -171,13 +171,15 @@ def check_pointing_game_fn(fn) -> None:
 def check_black_reference_choices(answer_a, answer_b) -> None:
     """Exercise 4's two multiple-choice answers, (a) and (b)."""
     check_choice("(a) black pixels", answer_a, "2",
-                 hints={"1": "The gradient at a black pixel is not zero in general; look at what "
-                             "multiplies it.",
-                        "3": "The model normalises (I − μ)/σ inside, so black is not zero there."})
+                 hints={"1": "Write the attribution of a black pixel with section 1's table, then "
+                             "evaluate it.",
+                        "3": "Where is the normalisation (I − μ)/σ applied, and what does it do to "
+                             "a black pixel?"})
     check_choice("(b) black baselines", answer_b, "2",
-                 hints={"1": "Neither of those multiplies by the image or uses a reference image.",
-                        "3": "Neither of those uses a reference image; which maps vanish where the "
-                             "image is black?"})
+                 hints={"1": "Re-read section 1's table: which methods' formulas depend on the "
+                             "input I itself or on a reference image?",
+                        "3": "Re-read section 1's table: which methods' formulas depend on the "
+                             "input I itself or on a reference image?"})
 
 
 # --- Exercise 5: integrated gradients ---------------------------------------------------------------
@@ -246,6 +248,24 @@ def _left_hooks(layer: nn.Module, before: dict[str, set]) -> bool:
     return left
 
 
+def _cam_parts(model: nn.Module, images: torch.Tensor, target, layer: nn.Module):
+    """The layer's activations ``A`` ``(N, K, h, w)``, ``∂S_t/∂A``, ``∂P_t/∂A`` (on the CPU) and the
+    scores ``(N, classes)`` of one forward pass, with the hook removed whatever happens."""
+    acts: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda m, i, o: acts.append(o))
+    try:
+        x = images.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            scores = model(x)
+            t = torch.as_tensor(target).long().reshape(-1).expand(images.shape[0]).to(scores.device)
+            a = acts[0]
+            (g,) = torch.autograd.grad(scores.gather(1, t[:, None]).sum(), a, retain_graph=True)
+            (gp,) = torch.autograd.grad(scores.softmax(1).gather(1, t[:, None]).sum(), a)
+    finally:
+        handle.remove()
+    return a.detach().cpu(), g.cpu(), gp.cpu(), scores.detach().cpu()
+
+
 def check_grad_cam_fn(fn, model: nn.Module, images: torch.Tensor, target, layer: nn.Module) -> None:
     """Check ``fn(model, images (N, 3, H, W), target, layer) -> (N, h, w)``, Grad-CAM at ``layer``'s
     resolution (no upsampling), against :func:`utils.saliency.grad_cam` (``upsample=False``), and
@@ -256,19 +276,7 @@ def check_grad_cam_fn(fn, model: nn.Module, images: torch.Tensor, target, layer:
     name = "Grad-CAM"
     model.eval()
     ref = grad_cam(model, images, target, layer=layer, upsample=False).detach().cpu()
-    acts: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda m, i, o: acts.append(o))
-    try:
-        x = images.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            scores = model(x)
-            t = torch.as_tensor(target).long().reshape(-1).expand(images.shape[0])
-            a = acts[0]
-            (g,) = torch.autograd.grad(scores.gather(1, t[:, None]).sum(), a, retain_graph=True)
-            (gp,) = torch.autograd.grad(scores.softmax(1).gather(1, t[:, None]).sum(), a)
-    finally:
-        handle.remove()
-    a, g, gp = a.detach().cpu(), g.cpu(), gp.cpu()
+    a, g, gp, scores = _cam_parts(model, images, target, layer)
     weights = g.mean(dim=(2, 3), keepdim=True)
     wrong = {
         "your map has negative values where the reference has none: look again at the last step.":
@@ -304,6 +312,22 @@ def check_grad_cam_fn(fn, model: nn.Module, images: torch.Tensor, target, layer:
     _diagnose(name, out, ref, 1e-3, wrong,
               "Check the four steps: the layer's activations, their gradients, the channel weights, "
               "and the last step.")
+    # Once more for each image's least likely class: its weighted map has negative parts, so a
+    # missing last step shows even where the top class's map is positive everywhere.
+    low = scores.argmin(1)
+    ref_low = grad_cam(model, images, low, layer=layer, upsample=False).detach().cpu()
+    a_low, g_low, _, _ = _cam_parts(model, images, low, layer)
+    with refusing("Exercise 6", grad_cam):
+        out_low = _tensor_answer(name, _call(name, fn, model, images.clone(), low, layer),
+                                 tuple(ref_low.shape), {})
+    if _scaled_error(out_low, ref_low) > 1e-3:
+        unclipped = (g_low.mean(dim=(2, 3), keepdim=True) * a_low).sum(1)
+        if _scaled_error(out_low, unclipped) <= 1e-3:
+            raise AssertionError(f"{name}: for a class the network finds unlikely, your map has "
+                                 "negative values where the reference has none: look again at the "
+                                 "last step.")
+        raise AssertionError(f"{name}: right for the top classes, but not for each image's least "
+                             "likely class: does your function use the target it is given?")
     before = _hook_keys(layer)
     try:
         with refusing("Exercise 6", grad_cam):
