@@ -81,3 +81,20 @@ def test_grayscale_wrong_answers(kind, equal, letter, match):
 def test_grayscale_on_toy_classifier():
     toy = toy_linear_classifier()
     ex.check_grayscale_gradient(False, "c", toy, _photo(1))
+
+
+# --- Exercise 1: the softmax Jacobian (reference computed in the checker) ------------------------
+
+def test_softmax_jacobian_right_and_wrong():
+    s = torch.randn(40, generator=torch.Generator().manual_seed(0)) * 3
+    p = s.softmax(0)
+    ex.check_softmax_jacobian(torch.diag(p) - torch.outer(p, p), s)                  # the formula
+    pn = p.double().numpy()
+    ex.check_softmax_jacobian(np.diag(pn) - pn[:, None] * pn[None, :], s)            # numpy, float64
+    ex.check_softmax_jacobian(torch.stack([p[c] * ((torch.arange(40) == c).float() - p)
+                                           for c in range(40)]), s)                   # row by row
+    for wrong, hint in [(torch.diag(p), "c' ≠ c"), (-torch.outer(p, p), "c' = c"),
+                        (torch.diag(p - p * p), "only the diagonal"), (torch.outer(p, p), "two cases"),
+                        (None, "no answer yet"), (torch.zeros(3), "shape")]:
+        with pytest.raises(AssertionError, match=hint):
+            ex.check_softmax_jacobian(wrong, s)

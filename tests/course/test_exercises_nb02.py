@@ -162,10 +162,12 @@ def _loop(model, image, target, samples, noise, generator):
     return total / samples
 
 
-def _batched(model, image, target, samples, noise, generator, *, scale=True, mean_first=False):
+def _batched(model, image, target, samples, noise, generator, *, scale=True, mean_first=False,
+             clamp=False):
     eps = torch.randn((samples, *image.shape), generator=generator)
     sigma = noise * (image.max() - image.min()) if scale else noise
-    g = _grads(model, image + sigma * eps, [target] * samples)
+    noisy = image + sigma * eps
+    g = _grads(model, noisy.clamp(0, 1) if clamp else noisy, [target] * samples)
     return g.mean(0).abs().amax(0) if mean_first else g.abs().amax(1).mean(0)
 
 
@@ -193,6 +195,7 @@ def _same_noise(model, image, target, samples, noise, generator):
     (lambda *a: _batched(*a, scale=False), "not scaled to the image's value range"),
     (lambda *a: _batched(*a, mean_first=True), "mean of w"),
     (_same_noise, "same noise image"),
+    (lambda *a: _batched(*a, clamp=True), "clamped"),
     (lambda m, x, t, k, s, gen: _grads(m, x[None], t)[0].abs().amax(0), "clean image"),
     (lambda *a: _batched(*a) * a[3], "sum over the samples"),
     (lambda m, x, t, k, s, gen: _grads(m, x + s * (x.max() - x.min()) * torch.randn(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .checks import _as_tensor, _call, _diagnose, check_answered, check_true
+from .checks import _as_tensor, _call, _diagnose, check_answered, check_close, check_true
 
-__all__ = ["check_probability_gradient_fn", "check_grayscale_gradient"]
+__all__ = ["check_probability_gradient_fn", "check_grayscale_gradient", "check_softmax_jacobian"]
 
 
 def check_probability_gradient_fn(fn) -> None:
@@ -64,3 +64,29 @@ def check_grayscale_gradient(channels_equal, reason, model, sample) -> None:
     if letter != correct:
         raise AssertionError(f"why: not ({letter}); {hints[letter]}")
     print("✓ why: correct")
+
+
+def check_softmax_jacobian(j_formula, scores: torch.Tensor) -> None:
+    """Exercise 1: ``j_formula`` ``(C, C)``, the softmax Jacobian ``∂P_c/∂S_c'`` at ``scores`` ``(C,)``
+    from the formula; the reference is autograd's ``torch.autograd.functional.jacobian``, computed
+    here (so the exercise cell holds no reference to copy)."""
+    name = "softmax Jacobian"
+    check_answered(name, J_formula=j_formula)
+    s = scores.detach().double()
+    ref = torch.autograd.functional.jacobian(lambda z: z.softmax(0), s)
+    if hasattr(j_formula, "__array__") and not isinstance(j_formula, torch.Tensor):
+        j_formula = torch.as_tensor(j_formula)              # a numpy answer is fine too
+    out = _as_tensor(name, j_formula, tuple(ref.shape)).double()
+    p = s.softmax(0)
+    wrong = {
+        "only the diagonal is filled; P_c depends on every other class's score too.":
+            torch.diag(torch.diag(ref)),
+        "the term for c' = c is missing: P_c depends on its own score S_c too.": -torch.outer(p, p),
+        "the terms for c' ≠ c are missing: raising another class's score lowers P_c.": torch.diag(p),
+    }
+    for mistake, candidate in wrong.items():
+        if torch.allclose(out, candidate, rtol=1e-4, atol=1e-12):
+            raise AssertionError(f"{name}: {mistake}")
+    check_close(name, out, ref, tol=1e-4,
+                hint="Differentiate P_c with respect to its own score and to another class's score: "
+                     "two cases.")

@@ -123,12 +123,14 @@ def check_smoothgrad_fn(fn, model, image: torch.Tensor, target: int, *, samples:
     it is seeded with the same seed), and the mean over k of the saliency maps
     ``max_channels |∂S_c/∂I (I + σ ε_k)|``; averaging ``|w|`` before the channel max (what
     :func:`utils.saliency.smoothgrad` does) is accepted too. The check runs on a low-contrast copy
-    of ``image`` (values in [0.3, 0.7], range 0.4, resized to ``size`` pixels), so that noise not
-    scaled to the range is told apart. With the same draws the reference is exact up to float
+    of ``image`` (values in [0.58, 0.98], range 0.4, resized to ``size`` pixels), so that noise not
+    scaled to the range is told apart, and near the top of [0, 1], so that clamping the noisy copies
+    is too. With the same draws the reference is exact up to float
     rounding (compared relative to the map's scale, 1e-2).
 
     Recognises: noise not scaled to the range, no noise, the same noise image for every sample,
-    ``|mean w|`` instead of the mean of ``|w|``, a sum instead of a mean, the channels not merged.
+    ``|mean w|`` instead of the mean of ``|w|``, a sum instead of a mean, the channels not merged,
+    noisy copies clamped to [0, 1].
     """
     from ...saliency import smoothgrad, smoothgrad_attribution
 
@@ -137,7 +139,7 @@ def check_smoothgrad_fn(fn, model, image: torch.Tensor, target: int, *, samples:
     if size is not None and x.shape[-1] != size:
         x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True,
                           align_corners=False)[0]
-    x = 0.3 + 0.4 * (x - x.min()) / (x.max() - x.min()).clamp_min(1e-8)
+    x = 0.58 + 0.4 * (x - x.min()) / (x.max() - x.min()).clamp_min(1e-8)
     if x.numel() % 16:
         raise ValueError("The check needs an image whose 3·H·W is a multiple of 16 (so that drawing "
                          "the noise one image at a time or all at once gives the same numbers).")
@@ -157,6 +159,9 @@ def check_smoothgrad_fn(fn, model, image: torch.Tensor, target: int, *, samples:
         "that is |mean of w|: positive and negative gradients cancel. Average the maps (magnitudes).":
             grads.mean(0).abs().amax(0),
         "that is the sum over the samples; average them.": reference * samples,
+        "the noisy copies were clamped to [0, 1]; SmoothGrad adds the noise as it is.":
+            _score_grads(model, (x[None] + sigma * eps).clamp(0, 1), batch).detach().cpu()
+            .abs().amax(1).mean(0),
     }
     state = torch.get_rng_state()
     torch.manual_seed(seed)
