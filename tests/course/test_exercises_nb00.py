@@ -75,7 +75,9 @@ def test_softmax_right_answers():
     (lambda z: z.exp() / z.exp().sum(0, keepdim=True), "each column"),
     (lambda z: z / z.sum(1, keepdim=True), "exponential"),
     (lambda z: z - torch.logsumexp(z, 1, keepdim=True), "log-probabilities"),
-    (lambda z: z.exp() / z.exp().sum(1, keepdim=True), "overflows"),  # no shift: inf / inf
+    (lambda z: z.exp() / z.exp().sum(1, keepdim=True), "inf / inf is nan"),  # no shift
+    (lambda z: (z - z.amin(1, keepdim=True)).exp() / (z - z.amin(1, keepdim=True)).exp().sum(1, keepdim=True),
+     "no exponent is large"),                                         # shifted by the wrong constant
     (lambda z: _stable(z)[0], "shape"),
 ])
 def test_softmax_wrong_answers(fn, match):

@@ -41,6 +41,13 @@ IMAGES = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
 TARGETS = torch.tensor([1, 4])
 
 
+def _every_target(m, x, t):
+    """The slip ``model(x)[:, targets].sum()``: each image's gradient of every image's class."""
+    x = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(m(x)[:, t].sum(), x)
+    return g
+
+
 def test_saliency_right_answers(net):
     ex.check_saliency_fn(lambda m, x, t: _grads(m, x, t).abs().amax(1), net, IMAGES, TARGETS)
     ex.check_saliency_fn(lambda m, x, t: torch.stack([_grads(m, xi[None], ti)[0].abs().max(0).values
@@ -58,6 +65,7 @@ def test_saliency_right_answers(net):
     (lambda m, x, t: _grads(m, x, t).amax(1), "signed gradient"),
     (lambda m, x, t: _grads(m, x, t, prob=True).abs().amax(1), "softmax probability"),
     (lambda m, x, t: _grads(m, x, t.flip(0)).abs().amax(1), "does not match"),
+    (lambda m, x, t: _every_target(m, x, t).abs().amax(1), r"scores\[:, targets\]"),
     (lambda m, x, t: _grads(m, x, t).abs(), "shape"),
     (_stub, "not written yet"),
 ])

@@ -299,3 +299,14 @@ def test_top5_library_is_refused():
 
     with pytest.raises(ExerciseRefusal, match="Exercise 5"):
         ex.check_top5_fn(library)
+
+
+def test_refined_ious_verdict_near_the_threshold(scenes):
+    """No grey zone: a change 0.005 above the threshold is "more", and the other verdict is wrong."""
+    images, maps, truths, once, refined = scenes
+    delta = abs(np.mean(refined) - np.mean(once))
+    ex.check_refined_ious(refined, True, images, maps, truths, once, threshold=delta - 0.005)
+    with pytest.raises(AssertionError, match="MEAN IoUs"):
+        ex.check_refined_ious(refined, False, images, maps, truths, once, threshold=delta - 0.005)
+    with pytest.raises(AssertionError, match="MEAN IoUs"):
+        ex.check_refined_ious(refined, True, images, maps, truths, once, threshold=delta + 0.005)

@@ -99,8 +99,10 @@ def check_softmax_fn(fn) -> None:
     _diagnose(name, out, reference, 1e-5, wrong,
               "Each row must be positive and sum to 1, larger scores getting larger probabilities.")
     if not torch.isfinite(large).all():
-        raise AssertionError(f"{name}: on scores in the hundreds your softmax gives inf or nan: the "
-                             "exponential overflows. The softmax does not change when the same "
-                             "constant is added to every score of a row; use that.")
+        what = ("nan: the exponential of a score in the hundreds is inf in float32, and inf / inf is nan"
+                if large.isnan().any() else "inf: the exponential of a score in the hundreds overflows float32")
+        raise AssertionError(f"{name}: on scores in the hundreds your softmax gives {what}. The softmax "
+                             "does not change when the same constant is added to every score of a row; "
+                             "choose the constant so that no exponent is large.")
     _diagnose(f"{name} of large scores", large, (scores * 100 + 500).softmax(1), 1e-5, {},
               "Large scores must give the same probabilities as the formula.")

@@ -35,7 +35,12 @@ def check_saliency_fn(fn, model, images: torch.Tensor, targets) -> None:
     out = _as_tensor(name, answer, (images.shape[0], *images.shape[2:]))
     g = _score_grads(model, images, targets)
     gp = _score_grads(model, images, targets, prob=True)
+    xa = images.clone().requires_grad_(True)
+    (g_all,) = torch.autograd.grad(model(xa)[:, targets].sum(), xa)   # (N, N) scores: every image, every target
     wrong = {
+        "each image's map mixes in the other images' classes: scores[:, targets] is an N × N block "
+        "(every image's score for every target); pick one score per image, its own class.":
+            g_all.abs().amax(1),
         "that is the sum over channels; the paper takes the maximum of |w| over channels.":
             g.abs().sum(1),
         "that is the mean over channels; the paper takes the maximum of |w| over channels.":
