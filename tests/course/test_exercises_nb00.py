@@ -78,6 +78,7 @@ def test_softmax_right_answers():
     (lambda z: z.exp() / z.exp().sum(1, keepdim=True), "inf / inf is nan"),  # no shift
     (lambda z: (z - z.amin(1, keepdim=True)).exp() / (z - z.amin(1, keepdim=True)).exp().sum(1, keepdim=True),
      "no exponent is large"),                                         # shifted by the wrong constant
+    (lambda z: (z - z.max()).exp() / (z - z.max()).exp().sum(1, keepdim=True), "row by row"),  # one shift for all
     (lambda z: _stable(z)[0], "shape"),
 ])
 def test_softmax_wrong_answers(fn, match):

@@ -28,6 +28,7 @@ def test_probability_gradient_right_answers():
 @pytest.mark.parametrize("fn, match", [
     (lambda p, g, c: g[c] - (p[:, None] * g).sum(0), "factor P_c"),
     (lambda p, g, c: p[c] * g[c], "competition"),
+    (lambda p, g, c: p[c] * (1 - p[c]) * g[c], "other classes"),             # the diagonal term only
     (lambda p, g, c: -_right(p, g, c), "sign"),
     (lambda p, g, c: p[c] * (g[c] - g.mean(0)), "does not match"),
     (lambda p, g, c: None, "returned None"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torchvision
 
 from utils import localisation as loc
 from utils.course.exercises import nb04 as ex
@@ -221,6 +222,9 @@ def test_pipeline_wrong_answers_get_a_hint(photo_case, wrong, hint):
                                     loc.box_iou(loc.localise(image, saliency).box, truth)),
     lambda image, saliency, truth: (_pipeline(_teacher_seeds)(image, saliency, truth)[0],
                                     loc.box_iou(_pipeline(_teacher_seeds)(image, saliency, truth)[0], truth)),
+    lambda image, saliency, truth: (_pipeline(_teacher_seeds)(image, saliency, truth)[0], float(
+        torchvision.ops.box_iou(torch.tensor([_pipeline(_teacher_seeds)(image, saliency, truth)[0]], dtype=torch.float),
+                                torch.tensor([truth], dtype=torch.float))[0, 0])),
 ])
 def test_pipeline_library_is_refused(photo_case, library):
     with pytest.raises(ExerciseRefusal, match="Exercise 5"):
@@ -310,3 +314,41 @@ def test_refined_ious_verdict_near_the_threshold(scenes):
         ex.check_refined_ious(refined, False, images, maps, truths, once, threshold=delta - 0.005)
     with pytest.raises(AssertionError, match="MEAN IoUs"):
         ex.check_refined_ious(refined, True, images, maps, truths, once, threshold=delta + 0.005)
+
+
+# --- exercise 2: the whole-image box --------------------------------------------------------------
+
+_GT = [(40, 26, 183, 199), (0, 0, 224, 224), (10, 100, 60, 130)]
+
+
+@pytest.mark.parametrize("fn", [
+    lambda b, w, h: (b[2] - b[0]) * (b[3] - b[1]) / (w * h),
+    lambda b, w, h: float(np.prod(np.subtract(b[2:], b[:2]))) / w / h,            # numpy
+    lambda b, w, h: torch.zeros(h, w).index_fill(0, torch.arange(b[1], b[3]), 1)[:, b[0]:b[2]].sum().item()
+    / (w * h),                                                                    # counting pixels
+])
+def test_whole_image_right_answers(fn, capsys):
+    mean = ex.check_whole_image_iou(fn, _GT)
+    assert mean == pytest.approx(np.mean([loc.box_iou((0, 0, 224, 224), b) for b in _GT]))
+    assert "✓" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("fn", "hint"), [
+    (lambda b, w, h: (b[2] - b[0] + 1) * (b[3] - b[1] + 1) / (w * h), "exclusive"),
+    (lambda b, w, h: (b[2] - b[0]) * (b[3] - b[1]) / 224**2, "not 224"),
+    (lambda b, w, h: 1.0, "union"),
+    (lambda b, w, h: (b[2] - b[0]) / w, "not the IoU"),
+    (lambda b, w, h: "big", "one number"),
+    (None, "no answer yet"),
+])
+def test_whole_image_wrong_answers(fn, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_whole_image_iou(fn, _GT)
+
+
+def test_whole_image_library_refused():
+    with pytest.raises(ExerciseRefusal, match="Exercise 2"):
+        ex.check_whole_image_iou(lambda b, w, h: loc.box_iou((0, 0, w, h), b), _GT)
+    with pytest.raises(ExerciseRefusal, match="Exercise 2"):
+        ex.check_whole_image_iou(lambda b, w, h: float(torchvision.ops.box_iou(
+            torch.tensor([[0.0, 0, w, h]]), torch.tensor([b], dtype=torch.float))[0, 0]), _GT)

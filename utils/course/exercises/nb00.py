@@ -99,6 +99,12 @@ def check_softmax_fn(fn) -> None:
     _diagnose(name, out, reference, 1e-5, wrong,
               "Each row must be positive and sum to 1, larger scores getting larger probabilities.")
     if not torch.isfinite(large).all():
+        bad_rows = ~torch.isfinite(large).all(-1)
+        if not bad_rows.all():
+            raise AssertionError(f"{name}: on scores in the hundreds some rows come out nan and others "
+                                 "right: in those rows every exponential underflowed to 0, and 0 / 0 is nan. "
+                                 "A constant shared by the whole batch suits only the row it came from; "
+                                 "choose the constant row by row.")
         what = ("nan: the exponential of a score in the hundreds is inf in float32, and inf / inf is nan"
                 if large.isnan().any() else "inf: the exponential of a score in the hundreds overflows float32")
         raise AssertionError(f"{name}: on scores in the hundreds your softmax gives {what}. The softmax "

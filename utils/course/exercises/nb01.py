@@ -19,13 +19,17 @@ def check_probability_gradient_fn(fn) -> None:
     out = _as_tensor(name, _call(name, fn, p.clone(), grads.clone(), c), (7,))
     expected = p[c] * (grads[c] - (p[:, None] * grads).sum(0))
     wrong = {
-        "the factor P_c in front of the bracket is missing.": grads[c] - (p[:, None] * grads).sum(0),
-        "the sum over the classes c' of P_c' ∂S_c'/∂I is missing (it is the competition term).":
-            p[c] * grads[c],
+        "every partial derivative ∂P_c/∂S_c' carries the factor P_c; yours lacks it.":
+            grads[c] - (p[:, None] * grads).sum(0),
+        "only the score of class c itself was followed; P_c depends on every class's score (the "
+        "competition term).": p[c] * grads[c],
+        "only the c' = c term of the chain rule is there; add the terms of the other classes.":
+            p[c] * (1 - p[c]) * grads[c],
         "the sign is reversed.": -expected,
     }
     _diagnose(name, out, expected, 1e-5, wrong,
-              "Follow section 2's chain rule term by term: the softmax couples every class.")
+              "Sum over every class c': the softmax's partial derivative ∂P_c/∂S_c' (Exercise 1) times "
+              "that class's score gradient.")
 
 
 def check_grayscale_gradient(channels_equal, reason, model, sample) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torchvision.ops import box_iou as tv_box_iou
 
 from .checks import _call, check_answered, check_close, refusing
 
@@ -197,7 +198,7 @@ def check_localise_photo_fn(fn: Callable, image: torch.Tensor, saliency: torch.T
              (scene, _bump(scene.shape[-1], scene_boxes[0]) + _bump(scene.shape[-1], scene_boxes[3]),
               scene_boxes[0])]
     refs = [localise(im, sal) for im, sal, _ in cases]
-    with refusing("Exercise 5", localise, localisation_ious, box_iou):
+    with refusing("Exercise 5", localise, localisation_ious, box_iou, tv_box_iou):
         outs = [_call(name, fn, im.clone(), sal.clone(), t) for im, sal, t in cases]
     for (_, _, t), ref, out in zip(cases, refs, outs, strict=True):
         box, iou = _check_pair(name, out)
@@ -267,7 +268,7 @@ def check_top5_fn(fn: Callable) -> None:
     for label in (1, 7):
         correct = ious[label] >= 0.5
         calls.clear()
-        with refusing("Exercise 5", localise, localisation_ious, box_iou):
+        with refusing("Exercise 5", localise, localisation_ious, box_iou, tv_box_iou):
             out = _call(name, fn, _FixedScores(scores), scene.clone(), truth, label, saliency_for)
         if not (isinstance(out, tuple | list) and len(out) == 2):
             raise AssertionError(f"{name}: return a pair (best_iou, correct).")
@@ -303,13 +304,47 @@ def check_iou_by_hand(my_iou, a: Sequence[int], b: Sequence[int]) -> None:
                 hint="Intersection: overlap in x times overlap in y; union: sum of areas minus it.")
 
 
-def check_whole_image_iou(value, boxes: Sequence[Sequence[int]], size: int = 224) -> None:
-    """Exercise 2: ``value``, the mean IoU of the whole-image box ``(0, 0, size, size)`` with the
-    ground-truth ``boxes``; the reference is :func:`utils.localisation.box_iou`, computed here."""
+def check_whole_image_iou(fn, boxes: Sequence[Sequence[int]], size: int = 224) -> float:
+    """Exercise 2: ``fn(box, width, height) -> float``, the IoU of a box ``(x0, y0, x1, y1)`` (exclusive
+    ends, inside the image) with the whole image, from the box's area alone. Checked on boxes of
+    several image shapes against :func:`utils.localisation.box_iou` (computed here, then refused
+    while ``fn`` runs); returns the mean over ``boxes`` in a ``size × size`` image, computed with ``fn``.
+
+    Recognises the typical mistakes: inclusive ends, the image's side fixed at 224, the intersection
+    over the box instead of over the union.
+    """
     from ...localisation import box_iou
 
     name = "whole-image IoU"
-    check_answered(name, whole_image_iou=value)
-    check_close(name, value, float(np.mean([box_iou((0, 0, size, size), b) for b in boxes])),
-                tol=1e-9, hint="The union of a box inside the image with the whole image is the "
-                               "whole image; the mean is over the photographs.")
+    check_answered(name, whole_image_iou=fn)
+    if not callable(fn):
+        raise AssertionError(f"{name}: whole_image_iou must be a function of (box, width, height).")
+    cases = [((10, 20, 60, 40), 100, 50), ((0, 0, 30, 70), 30, 90), ((5, 5, 6, 9), 8, 12),
+             ((40, 26, 183, 199), 224, 224), ((0, 0, 64, 48), 64, 48)]
+    refs = [box_iou((0, 0, w, h), b) for b, w, h in cases]
+    with refusing("Exercise 2", box_iou, tv_box_iou):
+        got = []
+        for b, w, h in cases:
+            v = _call(name, fn, tuple(b), w, h)
+            try:
+                got.append(float(v))
+            except (TypeError, ValueError):
+                raise AssertionError(f"{name}: return one number (a float), got {type(v).__name__}.") from None
+        mean = float(np.mean([float(fn(tuple(b), size, size)) for b in boxes]))
+    slips = {
+        "the box's ends are exclusive: x1 − x0 columns, not x1 − x0 + 1.":
+            [(b[2] - b[0] + 1) * (b[3] - b[1] + 1) / (w * h) for b, w, h in cases],
+        "the image's size is an argument: use width and height, not 224.":
+            [(b[2] - b[0]) * (b[3] - b[1]) / 224**2 for b, w, h in cases],
+        "the intersection is the box itself; divide by the union, not by the box's own area.":
+            [1.0 for _ in cases],
+    }
+    if not np.allclose(got, refs, rtol=1e-9, atol=1e-12):
+        for hint, vals in slips.items():
+            if np.allclose(got, vals, rtol=1e-9, atol=1e-12):
+                raise AssertionError(f"{name}: {hint}")
+        raise AssertionError(f"{name}: not the IoU on {sum(not np.isclose(g, r) for g, r in zip(got, refs))} "
+                             f"of {len(cases)} test boxes. What are the intersection and the union of a box "
+                             "inside the image with the whole image?")
+    print(f"✓ {name}: correct")
+    return mean
