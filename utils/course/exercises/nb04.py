@@ -343,7 +343,7 @@ def check_whole_image_iou(fn, boxes: Sequence[Sequence[int]], size: int = 224) -
         for hint, vals in slips.items():
             if np.allclose(got, vals, rtol=1e-9, atol=1e-12):
                 raise AssertionError(f"{name}: {hint}")
-        raise AssertionError(f"{name}: not the IoU on {sum(not np.isclose(g, r) for g, r in zip(got, refs))} "
+        raise AssertionError(f"{name}: not the IoU on {sum(not np.isclose(g, r) for g, r in zip(got, refs, strict=True))} "
                              f"of {len(cases)} test boxes. What are the intersection and the union of a box "
                              "inside the image with the whole image?")
     print(f"✓ {name}: correct")
