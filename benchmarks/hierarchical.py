@@ -86,6 +86,16 @@ def table(rows: dict[str, list[dict]], small: list[bool], keys: tuple[str, ...])
             print(f"{name:26s} " + " ".join(f"{c:>18s}" for c in cells), flush=True)
 
 
+def paired(rows: dict[str, list[dict]], small: list[bool], a: str, b: str,
+           keys: tuple[str, ...] = ("mass in box", "box IoU", "pointing", "deletion AUC", "stability rho")) -> None:
+    """Print the paired difference ``a − b`` per measure, mean [95 % bootstrap], for all / small / large."""
+    for group, keep in (("all", [True] * len(small)), ("small", small), ("large", [not v for v in small])):
+        pairs = [(x, y) for x, y, k in zip(rows[a], rows[b], keep, strict=True) if k]
+        if len(pairs) > 1:
+            print(f"  {a} − {b}, {group} ({len(pairs)}): " + "  ".join(
+                f"{k} {bootstrap_interval([x[k] - y[k] for x, y in pairs])}" for k in keys if k in pairs[0][0]))
+
+
 def main() -> None:
     parser = benchmark_parser(__doc__, repeats=1)
     parser.add_argument("--photos", default="all",
@@ -144,6 +154,8 @@ def section1(model, args) -> None:
           f"{max(growth):.2f}); 14 → 7: ×{statistics.median(growth2):.2f} median (range {min(growth2):.2f}–"
           f"{max(growth2):.2f}); sliding window 16/8 → 8/4: ×{(sw[4] - 1) / (sw[8] - 1):.2f}")
     table(rows, small, ("passes", "pointing", "mass in box", "box IoU", "deletion AUC", "stability rho"))
+    print("\npaired differences at about equal passes (mean [95 % bootstrap]):")
+    paired(rows, small, "hierarchical, cell 14", "uniform lattice ≈ cell 14")
 
 
 def section2(model, subset: list[str], args) -> None:
