@@ -258,3 +258,12 @@ def test_palette_with_transparency(tmp_path):
     p = tmp_path / "palette.png"
     im.save(p, transparency=0)
     assert torch.allclose(load_image(p, 6), torch.ones(3, 6, 6))  # transparent → white
+
+
+def test_box_is_a_tuple_that_prints_as_one():
+    box = images.Box(2, 3, 10, 7)
+    x0, y0, x1, y1 = box
+    assert (x0, y0, x1, y1) == (2, 3, 10, 7) == box and isinstance(box, tuple)
+    assert (box.width, box.height) == (8, 4) and repr(box) == str(box) == "(2, 3, 10, 7)"
+    assert isinstance(images.resize_crop_box((0, 0, 100, 50), (200, 100)), images.Box)
+

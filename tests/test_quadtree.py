@@ -221,6 +221,6 @@ def test_draw_leaves_runs():
     tree = build_quadtree(image, 0.5)
     fig, axes = plt.subplots(1, 2)
     draw_leaves(axes[0], tree, image, reconstruct=True, title="t")
-    draw_leaves(axes[1], torch.tensor([[0, 0, 16, 16], [16, 16, 16, 16]]))
+    draw_leaves(axes[1], torch.tensor([[0, 0, 16, 16], [16, 16, 32, 32]]))  # (x0, y0, x1, y1)
     assert len(axes[0].collections) == 1 and len(axes[1].collections) == 1
     plt.close(fig)

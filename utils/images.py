@@ -4,7 +4,9 @@ Every image the course reads goes through :func:`load_image`; every sample file 
 :func:`sample_path`, which checks its SHA-256 against ``data/manifest.json``.
 
 Convention: an image is a float32 tensor ``(3, H, W)`` with RGB values in [0, 1]; a batch is
-``(N, 3, H, W)``. Boxes are ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive.
+``(N, 3, H, W)``. Boxes are ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive: the package's
+one rectangle convention, as the named tuple :class:`Box` (a plain tuple too, so ``x0, y0, x1, y1 =
+box`` works).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -26,6 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ._validation import check_box, check_images
 
 __all__ = [
+    "Box",
     "DEFAULT_SIZE",
     "MAX_PIXELS",
     "Sample",
@@ -43,6 +47,32 @@ __all__ = [
     "box_mask",
     "to_numpy",
 ]
+
+
+
+class Box(NamedTuple):
+    """A rectangle ``(x0, y0, x1, y1)`` in pixels: columns ``x0 ≤ x < x1``, rows ``y0 ≤ y < y1``
+    (exclusive ends, so ``image[..., y0:y1, x0:x1]`` is its content). Ints, or floats for a box in
+    another image's pixels (:func:`crop_box_to_original`). It prints as a plain tuple."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    @property
+    def width(self) -> float:
+        """``x1 − x0``."""
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        """``y1 − y0``."""
+        return self.y1 - self.y0
+
 
 DEFAULT_SIZE = 224
 #: Largest image (width × height) that :func:`load_image` decodes. Larger files are refused with a
@@ -101,7 +131,7 @@ def sample_info(name: str) -> dict:
     return dict(m[name])
 
 
-def sample_objects(name: str) -> list[tuple[int, tuple[int, int, int, int]]]:
+def sample_objects(name: str) -> list[tuple[int, Box]]:
     """Every labelled object of a sample as ``(class_index, box)``, the main object first.
 
     Boxes are ``(x0, y0, x1, y1)`` in the stored file's pixels (exclusive ends). Most photographs
@@ -110,7 +140,7 @@ def sample_objects(name: str) -> list[tuple[int, tuple[int, int, int, int]]]:
     """
     info = sample_info(name)
     objects = info.get("objects") or [{"class_index": info["class_index"], "box": info["box"]}]
-    return [(int(o["class_index"]), tuple(int(v) for v in o["box"])) for o in objects]
+    return [(int(o["class_index"]), Box(*(int(v) for v in o["box"]))) for o in objects]
 
 
 def sample_path(name: str) -> Path:
@@ -275,7 +305,7 @@ def _resize_crop_geometry(original_size: tuple[int, int], size: int) -> tuple[in
 
 
 def resize_crop_box(box: Sequence[float], original_size: tuple[int, int],
-                    size: int | None = None) -> tuple[int, int, int, int]:
+                    size: int | None = None) -> Box:
     """Map a box through :func:`load_image`'s resize and centre crop (inverse:
     :func:`crop_box_to_original`).
 
@@ -298,14 +328,14 @@ def resize_crop_box(box: Sequence[float], original_size: tuple[int, int],
     def clip(v: float) -> int:
         return int(min(max(round(v), 0), size))
 
-    out = (clip(x0 * sx - left), clip(y0 * sy - top), clip(x1 * sx - left), clip(y1 * sy - top))
+    out = Box(clip(x0 * sx - left), clip(y0 * sy - top), clip(x1 * sx - left), clip(y1 * sy - top))
     if out[2] <= out[0] or out[3] <= out[1]:
         raise ValueError(f"box {tuple(box)} falls outside the centre crop of a {w}×{h} image.")
     return out
 
 
 def crop_box_to_original(box: Sequence[float], original_size: tuple[int, int],
-                         size: int | None = None) -> tuple[float, float, float, float]:
+                         size: int | None = None) -> Box:
     """Inverse of :func:`resize_crop_box`: a box in the loaded ``size × size`` crop → the original
     ``(width, height)`` image's pixels (floats, exclusive ends, clipped to the image)."""
     size = DEFAULT_SIZE if size is None else size
@@ -313,11 +343,11 @@ def crop_box_to_original(box: Sequence[float], original_size: tuple[int, int],
     x0, y0, x1, y1 = check_box(box)
     nw, nh, left, top = _resize_crop_geometry(original_size, size)
     sx, sy = w / nw, h / nh
-    return (min(max((x0 + left) * sx, 0.0), w), min(max((y0 + top) * sy, 0.0), h),
+    return Box(min(max((x0 + left) * sx, 0.0), w), min(max((y0 + top) * sy, 0.0), h),
             min(max((x1 + left) * sx, 0.0), w), min(max((y1 + top) * sy, 0.0), h))
 
 
-def box_mask(box: tuple[int, int, int, int] | list[int], height: int, width: int) -> torch.Tensor:
+def box_mask(box: Sequence[int], height: int, width: int) -> torch.Tensor:
     """Boolean mask ``(height, width)``, True inside the box ``(x0, y0, x1, y1)`` (exclusive ends)."""
     x0, y0, x1, y1 = (int(v) for v in box)
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
@@ -335,10 +365,10 @@ class Sample:
     image: torch.Tensor
     target: int
     class_name: str
-    box: tuple[int, int, int, int]  # in the loaded image's pixels, exclusive ends
+    box: Box  # in the loaded image's pixels, exclusive ends
     #: every labelled object ``(class_index, box)`` in the loaded image's pixels, main object first
     #: (see :func:`sample_objects`); objects outside the centre crop are left out.
-    objects: tuple[tuple[int, tuple[int, int, int, int]], ...] = ()
+    objects: tuple[tuple[int, Box], ...] = ()
 
 
 def load_sample(name: str, size: int | None = None) -> Sample:
@@ -352,7 +382,7 @@ def load_sample(name: str, size: int | None = None) -> Sample:
     return Sample(name, image, int(info["class_index"]), info["class_name"], box, tuple(objects))
 
 
-def _in_crop(box: tuple[int, int, int, int], original_size: tuple[int, int]) -> bool:
+def _in_crop(box: Sequence[float], original_size: tuple[int, int]) -> bool:
     try:
         resize_crop_box(box, original_size)
     except ValueError:

@@ -40,6 +40,7 @@ from ._validation import (
     resolve_baseline,
     to_model,
 )
+from .images import Box
 
 __all__ = [
     "PATCH",
@@ -247,7 +248,9 @@ class LatticeSampling:
         field: ``(Py, Px)`` estimate: probed values, bilinear inside each leaf cell elsewhere.
         probed: ``(Py, Px)`` bool mask of the probed positions.
         probes, values, levels: ``(K, 2)`` positions, ``(K,)`` values and refinement levels, in order.
-        cells: ``(L, 4)`` long leaf cells ``(i0, i1, j0, j1)`` (inclusive corner positions).
+        cells: ``(L, 4)`` long leaf cells as boxes ``(x0, y0, x1, y1)`` of lattice positions,
+            exclusive ends: the cell's corner probes are at rows ``y0, y1 − 1`` and columns
+            ``x0, x1 − 1``.
     """
 
     field: torch.Tensor
@@ -377,8 +380,9 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
         block = est[a : b + 1, c : d + 1]
         est[a : b + 1, c : d + 1] = torch.where(torch.isnan(block), bilinear, block)
     points = torch.cat(order)
+    boxes = torch.tensor([(c, a, d + 1, b + 1) for a, b, c, d in cells], dtype=torch.long).reshape(-1, 4)
     return LatticeSampling(est.float(), ~torch.isnan(value), points, value[points[:, 0], points[:, 1]].float(),
-                           torch.cat(levels), torch.tensor(cells, dtype=torch.long).reshape(-1, 4))
+                           torch.cat(levels), boxes)
 
 
 def replay_lattice(field: torch.Tensor, **kwargs) -> LatticeSampling:
@@ -410,8 +414,8 @@ class QuadtreeOcclusion:
         probes: ``(K, 2)`` long lattice positions ``(i, j)`` probed, in the order they were probed.
         deltas: ``(K,)`` the measured drop ``S_c(I) − S_c(I occluded)`` of each probe.
         levels: ``(K,)`` refinement level of each probe (0 = the initial lattice).
-        leaves: ``(L, 4)`` long, the final quadtree cells as pixel boxes ``(y, x, h, w)`` of the
-            image, spanning the centres of their four corner windows (for
+        leaves: ``(L, 4)`` long, the final quadtree cells as pixel boxes ``(x0, y0, x1, y1)``
+            (exclusive ends) of the image, spanning the centres of their four corner windows (for
             :func:`utils.quadtree.draw_leaves`).
         score: ``S_c`` of the clean image.
     """
@@ -475,9 +479,8 @@ def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None
     s = refine_lattice(probe, (len(ys), len(xs)), start=start, max_probes=max_passes, refine=refine,
                        rule=rule, min_step=-(-min_size // stride), budget_name="max_passes")
     sal = field_to_map(s.field, (h - oy, w - ox), patch=patch, stride=stride)
-    c = s.cells
-    leaves = torch.stack([c[:, 0] * stride + oy + patch // 2, c[:, 2] * stride + ox + patch // 2,
-                          (c[:, 1] - c[:, 0]) * stride, (c[:, 3] - c[:, 2]) * stride], 1)
+    # lattice cells (exclusive ends) → pixel boxes between the centres of their corner windows
+    leaves = (s.cells - torch.tensor([0, 0, 1, 1])) * stride + torch.tensor([ox, oy, ox, oy]) + patch // 2
     return QuadtreeOcclusion(sal.to(image.device), int(s.probes.shape[0]) + 1, s.field, s.probed,
                              s.probes, s.values, s.levels, leaves, float(clean[0]))
 
@@ -494,8 +497,9 @@ class LayerMACs:
         name: the module's name in ``model.named_modules()``.
         kind: ``"Conv2d"`` or ``"Linear"``.
         output: the output shape without the batch, ``(C, H, W)`` or ``(features,)``.
-        box: ``(y0, x0, y1, x1)`` (exclusive ends) of the outputs a probe changes, in the output's
-            pixels; the whole output for a Linear layer; ``None`` when nothing changes.
+        box: :class:`utils.images.Box` ``(x0, y0, x1, y1)`` (exclusive ends) of the outputs a probe
+            changes, in the output's pixels; ``Box(0, 0, 1, 1)`` (the whole output) for a Linear layer;
+            ``None`` when nothing changes.
         dense: multiply-adds of the whole layer.
         changed: multiply-adds of recomputing only the box.
     """
@@ -503,7 +507,7 @@ class LayerMACs:
     name: str
     kind: str
     output: tuple[int, ...]
-    box: tuple[int, int, int, int] | None
+    box: Box | None
     dense: int
     changed: int
 
@@ -536,7 +540,7 @@ class ProbeMACs:
         """The rows as aligned text, with a total line."""
         lines = [f"{'layer':34s} {'output':>16s} {'changed box':>20s} {'dense MACs':>12s} {'box MACs':>12s}"]
         for r in self.layers:
-            box = "-" if r.box is None else f"{r.box[2] - r.box[0]}×{r.box[3] - r.box[1]} at {r.box[0]},{r.box[1]}"
+            box = "-" if r.box is None else f"{r.box.height}×{r.box.width} at {r.box.y0},{r.box.x0}"
             lines.append(f"{r.name[:34]:34s} {'×'.join(map(str, r.output)):>16s} {box:>20s} "
                          f"{r.dense:12,d} {r.changed:12,d}")
         lines.append(f"{'total':34s} {'':>16s} {'':>20s} {self.dense:12,d} {self.changed:12,d}  "
@@ -544,13 +548,13 @@ class ProbeMACs:
         return "\n".join(lines)
 
 
-def _tainted_box(t: torch.Tensor) -> tuple[int, int, int, int] | None:
-    """Bounding box ``(y0, x0, y1, x1)`` of the NaN entries of a ``(N, C, H, W)`` tensor."""
+def _tainted_box(t: torch.Tensor) -> Box | None:
+    """Bounding box ``(x0, y0, x1, y1)`` (exclusive ends) of the NaN entries of a ``(N, C, H, W)`` tensor."""
     mask = torch.isnan(t).flatten(0, 1).any(0)
     if not mask.any():
         return None
     rows, cols = torch.nonzero(mask.any(1)).flatten(), torch.nonzero(mask.any(0)).flatten()
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+    return Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 @contextmanager
@@ -624,14 +628,14 @@ def probe_macs(model: nn.Module, patch: int = PATCH, position: tuple[int, int] |
             n_rows = x.numel() // x.shape[-1]
             dense = n_rows * m.in_features * m.out_features
             changed = bool(torch.isnan(x).any())
-            rows.append(LayerMACs(name, "Linear", tuple(out.shape[1:]), (0, 0, 1, 1) if changed else None,
+            rows.append(LayerMACs(name, "Linear", tuple(out.shape[1:]), Box(0, 0, 1, 1) if changed else None,
                                   dense, dense if changed else 0))
             return
         c_out, c_in_g, kh, kw = m.weight.shape
         ho, wo = out.shape[-2:]
         per_output = c_out * c_in_g * kh * kw
         box = _tainted_box(out)  # the outputs whose window read a changed input
-        area = 0 if box is None else (box[2] - box[0]) * (box[3] - box[1])
+        area = 0 if box is None else box.width * box.height
         rows.append(LayerMACs(name, "Conv2d", tuple(out.shape[1:]), box, ho * wo * per_output, area * per_output))
 
     image = torch.full((1, 3, image_size, image_size), 0.5)

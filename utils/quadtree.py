@@ -100,6 +100,11 @@ class QuadTree:
         return int(self.size.numel())
 
     @property
+    def boxes(self) -> torch.Tensor:
+        """``(N', 4)`` long: each leaf as a box ``(x0, y0, x1, y1)``, exclusive ends (as :class:`utils.images.Box`)."""
+        return torch.stack([self.x, self.y, self.x + self.size, self.y + self.size], 1)
+
+    @property
     def leaf_fraction(self) -> float:
         """``N' / (H·W)``: leaves per pixel (1 = no compression)."""
         return self.n_leaves / (self.height * self.width)
@@ -420,8 +425,8 @@ def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None 
     """Draw leaf outlines on ``ax``, optionally over ``image`` ``(3, H, W)``.
 
     Args:
-        leaves: a :class:`QuadTree`, or a ``(K, 4)`` tensor of ``(y, x, h, w)`` boxes (e.g.
-            ``utils.occlusion.QuadtreeOcclusion.leaves``).
+        leaves: a :class:`QuadTree`, or a ``(K, 4)`` tensor of boxes ``(x0, y0, x1, y1)``, exclusive
+            ends (e.g. ``utils.occlusion.QuadtreeOcclusion.leaves``).
         image: drawn underneath (or, with ``reconstruct=True`` and a tree, the tree's
             piecewise-constant reconstruction of it).
     """
@@ -432,15 +437,14 @@ def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None 
     if isinstance(leaves, QuadTree):
         if reconstruct:
             image = leaves.reconstruct(image)
-        boxes = torch.stack([leaves.y, leaves.x, leaves.size, leaves.size], 1)
+        boxes = leaves.boxes
     else:
         boxes = torch.as_tensor(leaves).reshape(-1, 4)
     if image is not None:
         shown = to_numpy(image.clamp(0, 1)) if image.shape[0] == 3 else image[0].cpu().numpy()
         ax.imshow(shown, cmap=None if image.shape[0] == 3 else "gray")
     b = boxes.cpu().numpy().astype(float)
-    y0, x0 = b[:, 0] - 0.5, b[:, 1] - 0.5
-    y1, x1 = y0 + b[:, 2], x0 + b[:, 3]
+    x0, y0, x1, y1 = (b[:, k] - 0.5 for k in range(4))  # pixel edges, not centres
     segs = np.concatenate([np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1)], 1),
                            np.stack([np.stack([x0, y0], 1), np.stack([x0, y1], 1)], 1),
                            np.stack([np.stack([x1, y0], 1), np.stack([x1, y1], 1)], 1),
