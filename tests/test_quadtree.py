@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -50,6 +51,16 @@ def test_leaves_tile_the_image_exactly_once(shape, threshold):
     assert tree.n_leaves == tree.y.numel() == tree.means.shape[1]
     labels = tree.labels()
     assert labels.shape == shape[1:] and int(labels.min()) >= 0
+
+
+def test_tree_is_immutable_with_its_labels_and_boxes_computed_once():
+    tree = build_quadtree(torch.rand(3, 24, 40, generator=torch.Generator().manual_seed(2)), 0.3)
+    assert tree.labels() is tree.label_map  # computed by build_quadtree, not cached on first use
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tree.means = torch.zeros(3, tree.n_leaves)
+    boxes = tree.boxes  # (x0, y0, x1, y1), exclusive ends
+    for k, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        assert (tree.labels()[y0:y1, x0:x1] == k).all()
 
 
 def test_constant_image_is_one_leaf():

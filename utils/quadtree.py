@@ -81,6 +81,10 @@ class QuadTree:
         means: ``(C, N')`` mean colour of each leaf (of the image the tree was built from).
         height, width: the image size.
         threshold, min_size, max_size: the parameters the tree was built with.
+        label_map: ``(H, W)`` long, the index of the leaf each pixel belongs to (see :meth:`labels`).
+
+    Built by :func:`build_quadtree`, which computes ``means`` and ``label_map`` once; the tree is
+    immutable.
     """
 
     y: torch.Tensor
@@ -92,7 +96,7 @@ class QuadTree:
     threshold: float
     min_size: int
     max_size: int | None
-    _labels: list = field(default_factory=list, repr=False, compare=False)
+    label_map: torch.Tensor = field(repr=False, compare=False)
 
     @property
     def n_leaves(self) -> int:
@@ -110,18 +114,8 @@ class QuadTree:
         return self.n_leaves / (self.height * self.width)
 
     def labels(self) -> torch.Tensor:
-        """``(H, W)`` long map: the index of the leaf each pixel belongs to (computed once)."""
-        if not self._labels:
-            lab = torch.full((self.height, self.width), -1, dtype=torch.long)
-            for s in torch.unique(self.size).tolist():
-                sel = torch.nonzero(self.size == s).squeeze(1)
-                gh, gw = -(-self.height // s), -(-self.width // s)
-                grid = torch.full((gh, gw), -1, dtype=torch.long)
-                grid[self.y[sel] // s, self.x[sel] // s] = sel
-                up = grid.repeat_interleave(s, 0).repeat_interleave(s, 1)[: self.height, : self.width]
-                lab = torch.where(up >= 0, up, lab)
-            self._labels.append(lab)
-        return self._labels[0]
+        """``(H, W)`` long map: the index of the leaf each pixel belongs to (:attr:`label_map`)."""
+        return self.label_map
 
     def leaf_means(self, image: torch.Tensor) -> torch.Tensor:
         """``(C, N')`` mean of ``image`` ``(C, H, W)`` over each leaf (an integral image: O(HW))."""
@@ -131,11 +125,7 @@ class QuadTree:
                 f"image is {tuple(image.shape[1:])} but the tree was built for "
                 f"{(self.height, self.width)}; build a tree for this image size."
             )
-        sat = F.pad(image.double().cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H+1, W+1)
-        y0, x0, s = self.y, self.x, self.size
-        y1, x1 = y0 + s, x0 + s
-        sums = sat[:, y1, x1] - sat[:, y0, x1] - sat[:, y1, x0] + sat[:, y0, x0]
-        return (sums / (s * s).double()).to(image.dtype)
+        return _square_means(image, self.y, self.x, self.size)
 
     def reconstruct(self, image: torch.Tensor | None = None) -> torch.Tensor:
         """The piecewise-constant image ``(C, H, W)``: each leaf filled with its mean colour.
@@ -218,9 +208,28 @@ def build_quadtree(image: torch.Tensor, threshold: float, *, min_size: int = 1,
         ys = (2 * ys[:, None] + torch.tensor([0, 0, 1, 1])).reshape(-1)
         xs = (2 * xs[:, None] + torch.tensor([0, 1, 0, 1])).reshape(-1)
     y, x, sz = torch.cat(out_y), torch.cat(out_x), torch.cat(out_s)
-    tree = QuadTree(y, x, sz, torch.empty(0), h, w, threshold, min_size, max_size)
-    object.__setattr__(tree, "means", tree.leaf_means(img))
-    return tree
+    return QuadTree(y, x, sz, _square_means(img, y, x, sz), h, w, threshold, min_size, max_size,
+                    _label_map(y, x, sz, h, w))
+
+
+def _square_means(image: torch.Tensor, y: torch.Tensor, x: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """``(C, K)`` mean of ``image (C, H, W)`` over the squares ``(y, x, size)`` (an integral image: O(HW))."""
+    sat = F.pad(image.double().cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H+1, W+1)
+    y1, x1 = y + size, x + size
+    sums = sat[:, y1, x1] - sat[:, y, x1] - sat[:, y1, x] + sat[:, y, x]
+    return (sums / (size * size).double()).to(image.dtype)
+
+
+def _label_map(y: torch.Tensor, x: torch.Tensor, size: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(H, W)`` long: the index of the square leaf ``(y, x, size)`` that holds each pixel."""
+    lab = torch.full((height, width), -1, dtype=torch.long)
+    for s in torch.unique(size).tolist():
+        sel = torch.nonzero(size == s).squeeze(1)
+        grid = torch.full((-(-height // s), -(-width // s)), -1, dtype=torch.long)
+        grid[y[sel] // s, x[sel] // s] = sel
+        up = grid.repeat_interleave(s, 0).repeat_interleave(s, 1)[:height, :width]
+        lab = torch.where(up >= 0, up, lab)
+    return lab
 
 
 # ----------------------------------------------------------------------------------------------
