@@ -33,8 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validation import (
+    Target,
+    check_eval_mode,
     check_images,
     check_positive_int,
+    check_scores,
     check_target,
     model_device,
     resolve_baseline,
@@ -139,15 +142,11 @@ def field_to_map(field: torch.Tensor, size: tuple[int, int], *, patch: int = PAT
 
 def _prepare(model: nn.Module, images: torch.Tensor, target, baseline):
     """Validate; return ``(x (N,3,H,W) on the device, targets (N,), clean scores (N,), baselines)``."""
-    if model.training:
-        raise ValueError("The model is in training mode (dropout and batch-norm statistics would change the "
-                         "scores); call model.eval() first.")
+    check_eval_mode(model)
     batch, single = check_images(images)
     x = to_model(batch, model, model_device(model))
     with torch.no_grad():
-        scores = model(x)
-    if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
-        raise ValueError(f"The model must return scores (N, classes), got shape {tuple(scores.shape)}.")
+        scores = check_scores(model(x), x.shape[0])
     t = check_target(target, x.shape[0], num_classes=scores.shape[1], scores=scores).to(scores.device)
     clean = scores.gather(1, t[:, None])[:, 0].double().cpu()
     return x, t.cpu(), clean, resolve_baseline(baseline, x), single
@@ -199,7 +198,7 @@ def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = 
     return drops.float().reshape(len(ys), len(xs)).to(image.device)
 
 
-def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, patch: int = PATCH,
+def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, *, patch: int = PATCH,
               stride: int = STRIDE, baseline=BASELINE, batch_size: int = 64) -> torch.Tensor:
     """Occlusion saliency (Zeiler & Fergus, 2014, section 4.2) with a sliding square window.
 
@@ -599,8 +598,7 @@ def probe_macs(model: nn.Module, patch: int = PATCH, position: tuple[int, int] |
     Returns:
         :class:`ProbeMACs`; ``.table()`` prints it, ``.saving`` is ``dense / changed``.
     """
-    if model.training:
-        raise ValueError("The model is in training mode; call model.eval() first.")
+    check_eval_mode(model)
     image_size = check_positive_int(image_size, "image_size")
     patch = check_positive_int(patch, "patch")
     if patch > image_size:

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_positive_int
+from ._validation import check_nonnegative, check_positive_int
+from .images import to_numpy
 
 __all__ = [
     "QuadTree",
@@ -160,12 +161,7 @@ def build_quadtree(image: torch.Tensor, threshold: float, *, min_size: int = 1,
         A :class:`QuadTree`.
     """
     image = _as_chw(image)
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise TypeError(f"threshold must be a number >= 0, got {threshold!r}.") from None
-    if not threshold >= 0 or math.isinf(threshold):
-        raise ValueError(f"threshold={threshold!r} is not allowed; it must be a finite number >= 0.")
+    threshold = check_nonnegative(threshold, "threshold")
     check_positive_int(min_size, "min_size")
     if max_size is not None:
         check_positive_int(max_size, "max_size")
@@ -297,6 +293,16 @@ def _check_conv_inputs(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor
     return image
 
 
+def _windows(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, m: int) -> torch.Tensor:
+    """im2col at chosen outputs: the ``m × m`` windows of ``padded (C, Hp, Wp)`` whose top-left
+    pixels are ``(rows[k], cols[k])``, as ``(K, C·m²)`` rows (channel-major, as ``weight.reshape``)."""
+    offs = torch.arange(m)
+    flat = ((rows[:, None, None] + offs[None, :, None]) * padded.shape[2]
+            + (cols[:, None, None] + offs[None, None, :])).reshape(rows.numel(), m * m)
+    patches = padded.reshape(padded.shape[0], -1)[:, flat]  # (C, K, m²)
+    return patches.permute(1, 0, 2).reshape(rows.numel(), -1)
+
+
 def quadtree_conv2d(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
                     bias: torch.Tensor | None = None, *, padding: int | None = None) -> torch.Tensor:
     """Exact stride-1 convolution of the leaf-quantised image, evaluating only the ring in full.
@@ -334,13 +340,7 @@ def quadtree_conv2d(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
     ri, rj = torch.nonzero(ring, as_tuple=True)
     if ri.numel():
         q = F.pad(means[:, labels], (p, p, p, p))  # quantised image, zero padded
-        wp = q.shape[2]
-        offs = torch.arange(m)
-        flat = ((ri[:, None, None] + offs[None, :, None]) * wp
-                + (rj[:, None, None] + offs[None, None, :])).reshape(ri.numel(), m * m)
-        patches = q.reshape(q.shape[0], -1)[:, flat]  # (C_in, R, M²)
-        patches = patches.permute(1, 0, 2).reshape(ri.numel(), -1)  # (R, C_in·M²)
-        vals = patches @ w.reshape(w.shape[0], -1).T  # (R, C_out)
+        vals = _windows(q, ri, rj, m) @ w.reshape(w.shape[0], -1).T  # (R, C_out)
         if bias is not None:
             vals = vals + bias.to(dtype)
         out[:, ri, rj] = vals.T
@@ -364,12 +364,7 @@ def per_leaf_conv2d(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
     dtype = torch.promote_types(image.dtype, weight.dtype)
     x = F.pad(image.to(dtype), (p, p, p, p))
     cy, cx = tree.y + tree.size // 2, tree.x + tree.size // 2
-    offs = torch.arange(m)
-    wp = x.shape[2]
-    flat = ((cy[:, None, None] + offs[None, :, None]) * wp
-            + (cx[:, None, None] + offs[None, None, :])).reshape(cy.numel(), m * m)
-    patches = x.reshape(x.shape[0], -1)[:, flat].permute(1, 0, 2).reshape(cy.numel(), -1)
-    vals = patches @ weight.to(dtype).reshape(weight.shape[0], -1).T  # (N', C_out)
+    vals = _windows(x, cy, cx, m) @ weight.to(dtype).reshape(weight.shape[0], -1).T  # (N', C_out)
     if bias is not None:
         vals = vals + bias.to(dtype)
     return vals.T[:, tree.labels()]
@@ -440,8 +435,6 @@ def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None 
             piecewise-constant reconstruction of it).
     """
     from matplotlib.collections import LineCollection
-
-    from .images import to_numpy
 
     if isinstance(leaves, QuadTree):
         if reconstruct:
