@@ -291,9 +291,24 @@ def _split(cell: tuple[int, int, int, int], min_step: int) -> list[tuple[int, in
     return [(r0, r1, c0, c1) for r0, r1 in rows for c0, c1 in cols]
 
 
+def _level0(size: int, start: int) -> torch.Tensor:
+    """Level-0 corner positions along a lattice side of ``size``: ``round(linspace(0, size − 1,
+    start + 1))`` (fewer when the side is shorter than ``start``)."""
+    return torch.linspace(0, size - 1, min(start, size - 1) + 1).round().long().unique()
+
+
+def _check_budget(budget: int, name: str, ey: torch.Tensor, ex: torch.Tensor, start: int) -> int:
+    """``budget`` (called ``name`` in the message) if it covers the level-0 corners ``ey × ex``."""
+    budget = check_positive_int(budget, name)
+    if budget < len(ey) * len(ex):
+        raise ValueError(f"{name}={budget} is below the {len(ey)}×{len(ex)} = {len(ey) * len(ex)} probes of "
+                         f"the level-0 lattice; raise {name} or lower start={start}.")
+    return budget
+
+
 def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, int], *, start: int = 7,
                    max_probes: int = RECOMMENDED_PASSES, refine: int = 4, rule: str = "max",
-                   min_step: int = 1, budget_name: str = "max_probes") -> LatticeSampling:
+                   min_step: int = 1) -> LatticeSampling:
     """Estimate a field on a ``Py × Px`` lattice from few probes, refining a quadtree of cells.
 
     Level 0 cuts the lattice into ``start × start`` cells (corners at ``round(linspace(0, P − 1,
@@ -318,7 +333,6 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
         probe: ``probe(positions (n, 2) long) -> (n,)`` values at lattice positions ``(i, j)``.
         shape: ``(Py, Px)``, each ≥ 2.
         start, max_probes, refine, rule, min_step: as above; ``max_probes ≥ (start + 1)²``.
-        budget_name: what error messages call ``max_probes`` (the caller's argument name).
 
     Returns:
         :class:`LatticeSampling`.
@@ -327,15 +341,10 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
     start = check_positive_int(start, "start")
     refine = check_positive_int(refine, "refine")
     min_step = check_positive_int(min_step, "min_step")
-    max_probes = check_positive_int(max_probes, budget_name)
     if rule not in REFINE_RULES:
         raise ValueError(f"rule must be one of {REFINE_RULES}, got {rule!r}.")
-    ey = torch.linspace(0, py - 1, min(start, py - 1) + 1).round().long().unique()
-    ex = torch.linspace(0, px - 1, min(start, px - 1) + 1).round().long().unique()
-    if max_probes < len(ey) * len(ex):
-        raise ValueError(f"{budget_name}={max_probes} is below the {len(ey)}×{len(ex)} = "
-                         f"{len(ey) * len(ex)} probes of the level-0 lattice; raise {budget_name} or "
-                         f"lower start={start}.")
+    ey, ex = _level0(py, start), _level0(px, start)
+    max_probes = _check_budget(max_probes, "max_probes", ey, ex, start)
     value = torch.full((py, px), float("nan"), dtype=torch.float64)
     order: list[torch.Tensor] = []
     levels: list[torch.Tensor] = []
@@ -463,11 +472,13 @@ def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None
     x, t, clean, base, single = _prepare(model, image, target, baseline)
     if not single:
         raise ValueError(f"quadtree_occlusion takes one image (3, H, W), got shape {tuple(image.shape)}.")
-    check_positive_int(batch_size, "batch_size")  # max_passes: checked by refine_lattice
-    max_passes = RECOMMENDED_PASSES if max_passes is None else max_passes
+    check_positive_int(batch_size, "batch_size")
     h, w = x.shape[-2:]
     oy, ox = _offsets(offset)
     ys, xs = _lattice((h, w), patch, stride, (oy, ox))
+    start = check_positive_int(start, "start")
+    max_passes = _check_budget(RECOMMENDED_PASSES if max_passes is None else max_passes, "max_passes",
+                               _level0(len(ys), start), _level0(len(xs), start), start)
     min_size = stride if min_size is None else check_positive_int(min_size, "min_size")
     origin = torch.tensor([oy, ox])
 
@@ -476,7 +487,7 @@ def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None
                       batch_size)
 
     s = refine_lattice(probe, (len(ys), len(xs)), start=start, max_probes=max_passes, refine=refine,
-                       rule=rule, min_step=-(-min_size // stride), budget_name="max_passes")
+                       rule=rule, min_step=-(-min_size // stride))
     sal = field_to_map(s.field, (h - oy, w - ox), patch=patch, stride=stride)
     # lattice cells (exclusive ends) → pixel boxes between the centres of their corner windows
     leaves = (s.cells - torch.tensor([0, 0, 1, 1])) * stride + torch.tensor([ox, oy, ox, oy]) + patch // 2
