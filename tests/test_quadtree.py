@@ -13,7 +13,6 @@ from utils.quadtree import (
     QuadTree,
     build_quadtree,
     conv_macs,
-    draw_leaves,
     per_leaf_conv2d,
     psnr,
     quadtree_conv2d,
@@ -220,18 +219,3 @@ def test_uniform_reconstruction_and_psnr():
     assert torch.equal(uniform_reconstruction(image, 60 * 80), image)
     assert psnr(image, image) == math.inf
     assert math.isclose(psnr(torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.1)), 20.0, rel_tol=1e-6)
-
-
-def test_draw_leaves_runs():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    image = torch.rand(3, 32, 32)
-    tree = build_quadtree(image, 0.5)
-    fig, axes = plt.subplots(1, 2)
-    draw_leaves(axes[0], tree, image, reconstruct=True, title="t")
-    draw_leaves(axes[1], torch.tensor([[0, 0, 16, 16], [16, 16, 32, 32]]))  # (x0, y0, x1, y1)
-    assert len(axes[0].collections) == 1 and len(axes[1].collections) == 1
-    plt.close(fig)

@@ -19,7 +19,8 @@ The package is in layers; a module imports only from its own layer or the layers
   (re-exports the measures from ``faithfulness`` (deletion, insertion), ``box_measures``
   (pointing game, mass in box), ``sanity`` (model randomisation), ``stats`` (Spearman, bootstrap)
   and ``cost`` (passes, seconds, the results table));
-* **pictures** — ``plotting``, ``widgets`` (figures and interactive explorers);
+* **pictures** — ``plotting``, ``widgets`` (figures, quadtree leaves included, and interactive
+  explorers; the method modules draw nothing);
 * **course** — ``utils.course``: the course machinery (self-checks, the student edition and its
   leak scan, grading, report, timing, the network guard, environment report). The method never
   imports it.

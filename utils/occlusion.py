@@ -424,7 +424,7 @@ class QuadtreeOcclusion:
         levels: ``(K,)`` refinement level of each probe (0 = the initial lattice).
         leaves: ``(L, 4)`` long, the final quadtree cells as pixel boxes ``(x0, y0, x1, y1)``
             (exclusive ends) of the image, spanning the centres of their four corner windows (for
-            :func:`utils.quadtree.draw_leaves`).
+            :func:`utils.plotting.draw_leaves`).
         score: ``S_c`` of the clean image.
     """
 

@@ -12,8 +12,8 @@ that claim computable:
   window lies inside one constant leaf is ``(ΣW)·v + b``; only the *ring* pixels near a leaf edge
   (or the image border) are evaluated in full. :func:`per_leaf_conv2d` is the ``M²N'C``
   *approximation* (one evaluation per leaf); :func:`conv_macs` counts the multiply-adds of all three.
-* :func:`draw_leaves` — leaves over an image, or the cells of
-  :func:`utils.occlusion.quadtree_occlusion` (the slider lives in :mod:`utils.widgets`).
+* the pictures live in :mod:`utils.plotting` (:func:`utils.plotting.draw_leaves`) and
+  :mod:`utils.widgets` (the slider); this module draws nothing.
 
 Occlusion saliency, where the number of forward passes is what a quadtree of lattice cells really
 reduces, lives in :mod:`utils.occlusion` (which counts, with :func:`utils.occlusion.probe_macs`, the
@@ -29,12 +29,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ._validation import check_nonnegative, check_positive_int
-from .images import to_numpy
 
 __all__ = [
     "QuadTree",
@@ -45,7 +43,6 @@ __all__ = [
     "conv_macs",
     "uniform_reconstruction",
     "psnr",
-    "draw_leaves",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -417,46 +414,3 @@ def psnr(reconstruction: torch.Tensor, reference: torch.Tensor, *, peak: float =
         raise ValueError(f"Shapes differ: {tuple(reconstruction.shape)} vs {tuple(reference.shape)}.")
     mse = float(((reconstruction.double() - reference.double()) ** 2).mean())
     return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
-
-
-# ----------------------------------------------------------------------------------------------
-# Pictures
-# ----------------------------------------------------------------------------------------------
-
-def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None = None, *,
-                color: str = "yellow", lw: float = 0.4, title: str | None = None,
-                reconstruct: bool = False):
-    """Draw leaf outlines on ``ax``, optionally over ``image`` ``(3, H, W)``.
-
-    Args:
-        leaves: a :class:`QuadTree`, or a ``(K, 4)`` tensor of boxes ``(x0, y0, x1, y1)``, exclusive
-            ends (e.g. ``utils.occlusion.QuadtreeOcclusion.leaves``).
-        image: drawn underneath (or, with ``reconstruct=True`` and a tree, the tree's
-            piecewise-constant reconstruction of it).
-    """
-    from matplotlib.collections import LineCollection
-
-    if isinstance(leaves, QuadTree):
-        if reconstruct:
-            image = leaves.reconstruct(image)
-        boxes = leaves.boxes
-    else:
-        boxes = torch.as_tensor(leaves).reshape(-1, 4)
-    if image is not None:
-        shown = to_numpy(image.clamp(0, 1)) if image.shape[0] == 3 else image[0].cpu().numpy()
-        ax.imshow(shown, cmap=None if image.shape[0] == 3 else "gray")
-    b = boxes.cpu().numpy().astype(float)
-    x0, y0, x1, y1 = (b[:, k] - 0.5 for k in range(4))  # pixel edges, not centres
-    segs = np.concatenate([np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1)], 1),
-                           np.stack([np.stack([x0, y0], 1), np.stack([x0, y1], 1)], 1),
-                           np.stack([np.stack([x1, y0], 1), np.stack([x1, y1], 1)], 1),
-                           np.stack([np.stack([x0, y1], 1), np.stack([x1, y1], 1)], 1)])
-    ax.add_collection(LineCollection(segs, colors=color, linewidths=lw))
-    if image is None:
-        ax.set_xlim(float(x0.min()), float(x1.max()))
-        ax.set_ylim(float(y1.max()), float(y0.min()))
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax

@@ -41,8 +41,8 @@ from torch import nn
 from ._validation import check_images, check_positive_int, model_device, to_model
 from .images import load_image, load_sample, sample_names
 from .models import class_index, load_classifier
-from .plotting import overlay, show_image, show_map
-from .quadtree import build_quadtree, draw_leaves, psnr, uniform_reconstruction
+from .plotting import draw_leaves, overlay, show_image, show_map
+from .quadtree import build_quadtree, psnr, uniform_reconstruction
 from .saliency import saliency_methods
 
 __all__ = [
@@ -485,7 +485,7 @@ def compute_quadtree_view(image: torch.Tensor, threshold: float, min_size: int =
 
 def quadtree_panels(view: Mapping) -> dict[str, bytes]:
     """PNG bytes of a :func:`compute_quadtree_view` result: ``"leaves"`` (the leaves over the
-    image, :func:`utils.quadtree.draw_leaves`) and ``"reconstruction"`` (each leaf filled with its
+    image, :func:`utils.plotting.draw_leaves`) and ``"reconstruction"`` (each leaf filled with its
     mean colour)."""
     tree, image = view["tree"], view["image"]
     lw = 0.3 if view["n_leaves"] > 2000 else 0.6
