@@ -258,3 +258,31 @@ def test_palette_with_transparency(tmp_path):
     p = tmp_path / "palette.png"
     im.save(p, transparency=0)
     assert torch.allclose(load_image(p, 6), torch.ones(3, 6, 6))  # transparent → white
+
+
+def test_box_is_a_tuple_that_prints_as_one():
+    box = images.Box(2, 3, 10, 7)
+    x0, y0, x1, y1 = box
+    assert (x0, y0, x1, y1) == (2, 3, 10, 7) == box and isinstance(box, tuple)
+    assert (box.width, box.height) == (8, 4) and repr(box) == str(box) == "(2, 3, 10, 7)"
+    assert isinstance(images.resize_crop_box((0, 0, 100, 50), (200, 100)), images.Box)
+
+
+def test_gaussian_blur_keeps_constants_and_smooths():
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    torch.testing.assert_close(images.gaussian_blur(flat, 5.0, kernel_size=11), flat)
+    noise = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert images.gaussian_blur(noise, 5.0, kernel_size=11).std() < noise.std() / 2
+    assert images.gaussian_blur(noise[0], 1.0).shape == (3, 16, 16)  # one image, default 7×7 kernel
+    assert images.gaussian_blur(noise, 0.0) is noise
+    # separable and normalised: the same as two 1-D passes with a hand-made kernel (reflected borders)
+    r = torch.arange(7.0) - 3
+    g = torch.exp(-(r**2) / 2)
+    g = g / g.sum()
+    x = torch.nn.functional.pad(noise, (3, 3, 3, 3), mode="reflect")
+    hand = torch.nn.functional.conv2d(x.reshape(3, 1, 22, 22), g.view(1, 1, 1, 7))
+    hand = torch.nn.functional.conv2d(hand, g.view(1, 1, 7, 1)).reshape(1, 3, 16, 16)
+    torch.testing.assert_close(images.gaussian_blur(noise, 1.0), hand, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="odd"):
+        images.gaussian_blur(noise, 1.0, kernel_size=4)
+

@@ -123,7 +123,7 @@ def test_offset_lattice_is_the_window_grid_moved():
                             offset=(4, 2))
     assert qt.probed.all() and qt.saliency.shape == (36, 38)  # the pixels [4:, 2:]
     torch.testing.assert_close(qt.saliency, field_to_map(field, (36, 38), patch=8, stride=8), atol=1e-5, rtol=1e-5)
-    assert int(qt.leaves[:, 0].min()) == 4 + 4 and int(qt.leaves[:, 1].min()) == 2 + 4  # window centres
+    assert int(qt.leaves[:, 1].min()) == 4 + 4 and int(qt.leaves[:, 0].min()) == 2 + 4  # window centres (x0, y0)
 
 
 # --- coarse to fine -----------------------------------------------------------------------------
@@ -164,8 +164,8 @@ def test_quadtree_occlusion_counts_and_finds_the_important_patch():
     assert ((last[:, 0] - 9.5).abs() <= 4).all() and ((last[:, 1] - 5.5).abs() <= 4).all()
     # Leaves: pixel boxes between window centres, tiling the centres' span (4 .. 60) exactly once.
     cover = torch.zeros(64, 64)
-    for y, x, h, wd in res.leaves.tolist():
-        cover[y : y + h, x : x + wd] += 1
+    for x0, y0, x1, y1 in res.leaves.tolist():
+        cover[y0:y1, x0:x1] += 1
     assert (cover[4:60, 4:60] == 1).all()
 
 
@@ -202,6 +202,19 @@ def test_refine_lattice_on_a_known_field(rule):
     assert full.probed.all() and torch.equal(full.field, bump)
     with pytest.raises(ValueError, match="field must be a tensor"):
         replay_lattice(bump[0])
+
+
+def test_lattice_cells_are_boxes_whose_corners_were_probed():
+    """``cells`` are ``(x0, y0, x1, y1)`` boxes of lattice positions with exclusive ends: they cover
+    the lattice, and each one's four corners ``(y0 | y1 − 1, x0 | x1 − 1)`` were probed."""
+    i, j = torch.meshgrid(torch.arange(27.0), torch.arange(19.0), indexing="ij")
+    s = replay_lattice(torch.exp(-((i - 20) ** 2 + (j - 5) ** 2) / 8), start=3, max_probes=60)
+    cover = torch.zeros(27, 19, dtype=torch.bool)
+    for x0, y0, x1, y1 in s.cells.tolist():
+        assert x0 < x1 <= 19 and y0 < y1 <= 27
+        cover[y0:y1, x0:x1] = True
+        assert s.probed[[y0, y0, y1 - 1, y1 - 1], [x0, x1 - 1, x0, x1 - 1]].all()
+    assert cover.all()
 
 
 def test_hipe_refines_every_cell_above_the_midpoint():
@@ -250,7 +263,8 @@ def test_probe_macs_exact_on_a_toy_network():
     net = ToyNet().eval()
     res = probe_macs(net, 4, (20, 4), image_size=32)
     assert [r.name for r in res.layers] == ["c1", "c2", "c3", "fc"]
-    assert [r.box for r in res.layers[:3]] == [(19, 3, 25, 9), (9, 1, 13, 5), (5, 0, 12, 5)]
+    assert [r.box for r in res.layers[:3]] == [(3, 19, 9, 25), (1, 9, 5, 13), (0, 5, 5, 12)]  # (x0, y0, x1, y1)
+    assert res.layers[0].box.height == 6 and res.layers[3].box == (0, 0, 1, 1)
     assert [r.dense for r in res.layers] == [110592, 36864, 82944, 40]
     assert [r.changed for r in res.layers] == [3888, 2304, 20160, 40]
     assert res.dense == 230440 and res.changed == 26392

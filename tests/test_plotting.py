@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from utils.plotting import (  # noqa: E402
     draw_box,
+    draw_leaves,
     image_grid,
     normalise_map,
     overlay,
@@ -20,6 +21,7 @@ from utils.plotting import (  # noqa: E402
     show_image,
     show_map,
 )
+from utils.quadtree import build_quadtree  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +75,13 @@ def test_saliency_row_puts_images_above_their_maps_with_boxes():
     fig = saliency_row(imgs, maps, titles=["a", "b"], boxes=[(0, 0, 4, 4), (1, 1, 8, 8)])
     assert len(fig.axes) == 4 and fig.axes[1].get_title() == "b"
     assert all(len(ax.patches) == 1 for ax in fig.axes)
+
+
+def test_draw_leaves_runs():
+    image = torch.rand(3, 32, 32)
+    tree = build_quadtree(image, 0.5)
+    fig, axes = plt.subplots(1, 2)
+    draw_leaves(axes[0], tree, image, reconstruct=True, title="t")
+    draw_leaves(axes[1], torch.tensor([[0, 0, 16, 16], [16, 16, 32, 32]]))  # (x0, y0, x1, y1)
+    assert len(axes[0].collections) == 1 and len(axes[1].collections) == 1
+    plt.close(fig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,7 +13,6 @@ from utils.quadtree import (
     QuadTree,
     build_quadtree,
     conv_macs,
-    draw_leaves,
     per_leaf_conv2d,
     psnr,
     quadtree_conv2d,
@@ -50,6 +50,16 @@ def test_leaves_tile_the_image_exactly_once(shape, threshold):
     assert tree.n_leaves == tree.y.numel() == tree.means.shape[1]
     labels = tree.labels()
     assert labels.shape == shape[1:] and int(labels.min()) >= 0
+
+
+def test_tree_is_immutable_with_its_labels_and_boxes_computed_once():
+    tree = build_quadtree(torch.rand(3, 24, 40, generator=torch.Generator().manual_seed(2)), 0.3)
+    assert tree.labels() is tree.label_map  # computed by build_quadtree, not cached on first use
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tree.means = torch.zeros(3, tree.n_leaves)
+    boxes = tree.boxes  # (x0, y0, x1, y1), exclusive ends
+    for k, (x0, y0, x1, y1) in enumerate(boxes.tolist()):
+        assert (tree.labels()[y0:y1, x0:x1] == k).all()
 
 
 def test_constant_image_is_one_leaf():
@@ -209,18 +219,3 @@ def test_uniform_reconstruction_and_psnr():
     assert torch.equal(uniform_reconstruction(image, 60 * 80), image)
     assert psnr(image, image) == math.inf
     assert math.isclose(psnr(torch.zeros(1, 2, 2), torch.full((1, 2, 2), 0.1)), 20.0, rel_tol=1e-6)
-
-
-def test_draw_leaves_runs():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    image = torch.rand(3, 32, 32)
-    tree = build_quadtree(image, 0.5)
-    fig, axes = plt.subplots(1, 2)
-    draw_leaves(axes[0], tree, image, reconstruct=True, title="t")
-    draw_leaves(axes[1], torch.tensor([[0, 0, 16, 16], [16, 16, 16, 16]]))
-    assert len(axes[0].collections) == 1 and len(axes[1].collections) == 1
-    plt.close(fig)

@@ -4,8 +4,9 @@ The package is in layers; a module imports only from its own layer or the layers
 ``make lint`` checks that with import-linter (the contracts are in ``pyproject.toml``; no cycles):
 
 * **core** — ``_validation`` (argument checks shared by every function, errors that say what to
-  change); ``models`` (the offline classifiers: images in [0, 1] → scores ``S_c``); ``images``
-  (loading images, the sample photographs, boxes through the resize-and-crop);
+  change: the one eval-mode guard, the ``Target`` type); ``models`` (the offline classifiers:
+  images in [0, 1] → scores ``S_c``); ``images`` (loading images, the sample photographs, the one
+  rectangle convention ``Box (x0, y0, x1, y1)`` with exclusive ends, the one blur);
 * **method** — ``saliency`` (gradient maps and attributions: gradient, SmoothGrad, gradient ×
   input, integrated gradients, guided backprop, DeconvNet, Grad-CAM; ``occlusion`` re-exported);
   ``occlusion`` (the sliding window, its lattice field, coarse-to-fine sampling of it, the
@@ -15,8 +16,11 @@ The package is in layers; a module imports only from its own layer or the layers
   ``localisation`` (saliency → GraphCut → box, IoU and baselines); ``ilsvrc`` (the paper's ILSVRC
   evaluation, ``python -m utils.ilsvrc evaluate``); ``cropping`` (saliency-aware thumbnails);
   ``quadtree`` (the image quadtree, the exact leaf convolution, its cost model); ``metrics``
-  (faithfulness, pointing game, mass in box, sanity checks, bootstrap);
-* **pictures** — ``plotting``, ``widgets`` (figures and interactive explorers);
+  (re-exports the measures from ``faithfulness`` (deletion, insertion), ``box_measures``
+  (pointing game, mass in box), ``sanity`` (model randomisation), ``stats`` (Spearman, bootstrap)
+  and ``cost`` (passes, seconds, the results table));
+* **pictures** — ``plotting``, ``widgets`` (figures, quadtree leaves included, and interactive
+  explorers; the method modules draw nothing);
 * **course** — ``utils.course``: the course machinery (self-checks, the student edition and its
   leak scan, grading, report, timing, the network guard, environment report). The method never
   imports it.

@@ -7,14 +7,21 @@ sees *what to change* instead of a traceback from deep inside torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 
 import numpy as np
 import torch
 
-__all__ = ["check_images", "check_target", "resolve_targets", "check_fraction", "check_positive_int", "check_box",
-           "model_device", "resolve_device", "num_classes", "to_model", "resolve_baseline"]
+__all__ = ["Target", "MapFn", "check_images", "check_target", "resolve_targets", "check_fraction", "check_nonnegative",
+           "check_positive_int", "check_box", "check_eval_mode", "check_scores", "model_device", "resolve_device",
+           "num_classes", "to_model", "resolve_baseline"]
+
+#: A class target, as every function that takes ``target`` accepts it: one class index for every
+#: image, one per image (sequence, tensor or array), or ``None`` (each image's top-1 class).
+Target = int | Sequence[int] | torch.Tensor | np.ndarray | None
+#: A saliency method as the measures call it: ``fn(model, images (N, 3, H, W), target) -> maps (N, H, W)``.
+MapFn = Callable[..., torch.Tensor]
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -139,7 +146,7 @@ def check_images(images: torch.Tensor, *, name: str = "images") -> tuple[torch.T
 
 
 def check_target(
-    target: int | Sequence[int] | torch.Tensor | np.ndarray | None,
+    target: Target,
     n: int,
     *,
     num_classes: int | None = None,
@@ -212,13 +219,27 @@ def check_box(box: Sequence[float], name: str = "box") -> tuple[float, float, fl
     return x0, y0, x1, y1
 
 
+def _as_float(value: float, name: str) -> float:
+    """``float(value)``, or a ``TypeError`` that names the argument."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}.") from None
+
+
+def check_nonnegative(value: float, name: str, hint: str = "") -> float:
+    """Check that ``value`` is a finite number ``>= 0`` and return it as a float (``hint``: appended
+    to the error message)."""
+    v = _as_float(value, name)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name}={value!r} is not allowed; it must be a finite number >= 0.{hint}")
+    return v
+
+
 def check_fraction(value: float, name: str, *, low: float = 0.0, high: float = 1.0,
                    inclusive: bool = False) -> float:
     """Check ``low < value < high`` (or ``<=`` when ``inclusive``) and return it as a float."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}.") from None
+    v = _as_float(value, name)
     ok = (low <= v <= high) if inclusive else (low < v < high)
     if not ok:
         bounds = f"[{low}, {high}]" if inclusive else f"({low}, {high})"
@@ -235,17 +256,37 @@ def check_positive_int(value: int, name: str, *, minimum: int = 1) -> int:
     return value
 
 
-def resolve_targets(model: torch.nn.Module, x: torch.Tensor, target) -> torch.Tensor:
-    """``target`` as ``(N,)`` long on ``x``'s device, checked against the model's class count;
-    ``None`` → each image's top-1 class.
+def check_eval_mode(model: torch.nn.Module) -> None:
+    """Refuse a model in training mode: dropout and batch-norm statistics would change the scores.
 
-    Refuses a model in training mode (dropout and batch-norm statistics would change the scores).
+    Raises:
+        ValueError: ``model.training`` is True (call ``model.eval()`` first).
     """
-    if model.training:
+    if getattr(model, "training", False):
         raise ValueError(
             "The model is in training mode (dropout and batch-norm statistics would change the "
             "scores); call model.eval() first."
         )
+
+
+def check_scores(scores: torch.Tensor, n: int) -> torch.Tensor:
+    """Check that a model returned class scores ``(n, classes)`` for ``n`` images, and return them.
+
+    Raises:
+        ValueError: any other shape (a model that returns features, or one score per image).
+    """
+    if scores.dim() != 2 or scores.shape[0] != n:
+        raise ValueError(f"The model must return scores (N, classes), got shape {tuple(scores.shape)}.")
+    return scores
+
+
+def resolve_targets(model: torch.nn.Module, x: torch.Tensor, target: Target) -> torch.Tensor:
+    """``target`` as ``(N,)`` long on ``x``'s device, checked against the model's class count;
+    ``None`` → each image's top-1 class.
+
+    Refuses a model in training mode (:func:`check_eval_mode`).
+    """
+    check_eval_mode(model)
     classes = num_classes(model)
     if target is None or classes is None:
         with torch.no_grad():

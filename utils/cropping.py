@@ -24,10 +24,9 @@ import numpy as np
 import torch
 
 from ._validation import check_box, check_fraction
+from .images import Box
 
 __all__ = ["window_size", "centred_window", "max_mass_window", "window_around", "box_survival"]
-
-Box = tuple[int, int, int, int]
 
 
 def _check_size(height: int, width: int) -> None:
@@ -66,7 +65,7 @@ def centred_window(height: int, width: int, size: tuple[int, int]) -> Box:
     """The window of ``size = (w, h)`` in the middle of a ``height × width`` image."""
     cw, ch = _check_window(size, height, width)
     x0, y0 = (width - cw) // 2, (height - ch) // 2
-    return x0, y0, x0 + cw, y0 + ch
+    return Box(x0, y0, x0 + cw, y0 + ch)
 
 
 def max_mass_window(saliency: torch.Tensor | np.ndarray, size: tuple[int, int]) -> Box:
@@ -90,7 +89,7 @@ def max_mass_window(saliency: torch.Tensor | np.ndarray, size: tuple[int, int]) 
     integral[1:, 1:] = s.cumsum(0).cumsum(1)
     mass = integral[ch:, cw:] - integral[:-ch, cw:] - integral[ch:, :-cw] + integral[:-ch, :-cw]
     y0, x0 = np.unravel_index(int(np.argmax(mass)), mass.shape)
-    return int(x0), int(y0), int(x0) + cw, int(y0) + ch
+    return Box(int(x0), int(y0), int(x0) + cw, int(y0) + ch)
 
 
 def window_around(box: Sequence[float], height: int, width: int, size: tuple[int, int]) -> Box:
@@ -100,7 +99,7 @@ def window_around(box: Sequence[float], height: int, width: int, size: tuple[int
     x0, y0, x1, y1 = check_box(box, "box")
     left = int(np.clip(round((x0 + x1 - cw) / 2), 0, width - cw))
     top = int(np.clip(round((y0 + y1 - ch) / 2), 0, height - ch))
-    return left, top, left + cw, top + ch
+    return Box(left, top, left + cw, top + ch)
 
 
 def box_survival(window: Sequence[float], box: Sequence[float]) -> float:

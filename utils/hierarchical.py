@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ._validation import check_fraction, check_positive_int
-from .metrics import gaussian_blur
+from .images import gaussian_blur
 from .occlusion import BASELINE, _prepare
 
 __all__ = ["GRID", "KEEP_RULES", "PERTURBATIONS", "HierarchyLevel", "HierarchicalOcclusion",
@@ -146,7 +146,7 @@ def _substrate(kind: str, x: torch.Tensor, base: torch.Tensor) -> torch.Tensor |
     if kind == "baseline":
         return base
     if kind == "blur":
-        return gaussian_blur(x[None])[0]
+        return gaussian_blur(x, 5.0, kernel_size=11)  # RISE's insertion blur
     return None
 
 

@@ -24,8 +24,10 @@ import numpy as np
 import torch
 
 from ._validation import check_positive_int, resolve_device
-from .images import crop_box_to_original
+from .images import crop_box_to_original, load_image
 from .localisation import PAPER_TOP5_LOCALISATION_ERROR, _check_quantiles, box_iou, localise
+from .models import WeightsNotAvailableError, load_classifier
+from .saliency import smoothgrad
 
 __all__ = [
     "imagenet_wnids",
@@ -181,9 +183,6 @@ def evaluate_ilsvrc(model: torch.nn.Module, pairs: Sequence[tuple[Path, Path]], 
     """
     from tqdm.auto import tqdm
 
-    from .images import load_image
-    from .saliency import smoothgrad
-
     check_positive_int(k, "k")
     check_positive_int(batch_size, "batch_size")
     _check_quantiles(fg_quantile, bg_quantile)
@@ -290,8 +289,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     [--device cuda] [--limit N]``
     """
     args = _parser().parse_args(argv)
-    from .models import WeightsNotAvailableError, load_classifier
-
     try:
         pairs, unmatched = find_ilsvrc_pairs(args.images, args.boxes, args.limit)
         model = load_classifier(args.model, device=args.device)

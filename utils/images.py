@@ -4,7 +4,9 @@ Every image the course reads goes through :func:`load_image`; every sample file 
 :func:`sample_path`, which checks its SHA-256 against ``data/manifest.json``.
 
 Convention: an image is a float32 tensor ``(3, H, W)`` with RGB values in [0, 1]; a batch is
-``(N, 3, H, W)``. Boxes are ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive.
+``(N, 3, H, W)``. Boxes are ``(x0, y0, x1, y1)`` in pixels, ``x1``/``y1`` exclusive: the package's
+one rectangle convention, as the named tuple :class:`Box` (a plain tuple too, so ``x0, y0, x1, y1 =
+box`` works).
 """
 
 from __future__ import annotations
@@ -12,20 +14,24 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
+import torchvision.transforms.functional as TF
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._validation import check_box, check_images
+from ._validation import check_box, check_fraction, check_images, check_positive_int
 
 __all__ = [
+    "Box",
     "DEFAULT_SIZE",
     "MAX_PIXELS",
     "Sample",
@@ -41,8 +47,35 @@ __all__ = [
     "resize_crop_box",
     "crop_box_to_original",
     "box_mask",
+    "gaussian_blur",
     "to_numpy",
 ]
+
+
+
+class Box(NamedTuple):
+    """A rectangle ``(x0, y0, x1, y1)`` in pixels: columns ``x0 ≤ x < x1``, rows ``y0 ≤ y < y1``
+    (exclusive ends, so ``image[..., y0:y1, x0:x1]`` is its content). Ints, or floats for a box in
+    another image's pixels (:func:`crop_box_to_original`). It prints as a plain tuple."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    @property
+    def width(self) -> float:
+        """``x1 − x0``."""
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> float:
+        """``y1 − y0``."""
+        return self.y1 - self.y0
+
 
 DEFAULT_SIZE = 224
 #: Largest image (width × height) that :func:`load_image` decodes. Larger files are refused with a
@@ -101,7 +134,7 @@ def sample_info(name: str) -> dict:
     return dict(m[name])
 
 
-def sample_objects(name: str) -> list[tuple[int, tuple[int, int, int, int]]]:
+def sample_objects(name: str) -> list[tuple[int, Box]]:
     """Every labelled object of a sample as ``(class_index, box)``, the main object first.
 
     Boxes are ``(x0, y0, x1, y1)`` in the stored file's pixels (exclusive ends). Most photographs
@@ -110,7 +143,7 @@ def sample_objects(name: str) -> list[tuple[int, tuple[int, int, int, int]]]:
     """
     info = sample_info(name)
     objects = info.get("objects") or [{"class_index": info["class_index"], "box": info["box"]}]
-    return [(int(o["class_index"]), tuple(int(v) for v in o["box"])) for o in objects]
+    return [(int(o["class_index"]), Box(*(int(v) for v in o["box"]))) for o in objects]
 
 
 def sample_path(name: str) -> Path:
@@ -275,7 +308,7 @@ def _resize_crop_geometry(original_size: tuple[int, int], size: int) -> tuple[in
 
 
 def resize_crop_box(box: Sequence[float], original_size: tuple[int, int],
-                    size: int | None = None) -> tuple[int, int, int, int]:
+                    size: int | None = None) -> Box:
     """Map a box through :func:`load_image`'s resize and centre crop (inverse:
     :func:`crop_box_to_original`).
 
@@ -298,14 +331,14 @@ def resize_crop_box(box: Sequence[float], original_size: tuple[int, int],
     def clip(v: float) -> int:
         return int(min(max(round(v), 0), size))
 
-    out = (clip(x0 * sx - left), clip(y0 * sy - top), clip(x1 * sx - left), clip(y1 * sy - top))
+    out = Box(clip(x0 * sx - left), clip(y0 * sy - top), clip(x1 * sx - left), clip(y1 * sy - top))
     if out[2] <= out[0] or out[3] <= out[1]:
         raise ValueError(f"box {tuple(box)} falls outside the centre crop of a {w}×{h} image.")
     return out
 
 
 def crop_box_to_original(box: Sequence[float], original_size: tuple[int, int],
-                         size: int | None = None) -> tuple[float, float, float, float]:
+                         size: int | None = None) -> Box:
     """Inverse of :func:`resize_crop_box`: a box in the loaded ``size × size`` crop → the original
     ``(width, height)`` image's pixels (floats, exclusive ends, clipped to the image)."""
     size = DEFAULT_SIZE if size is None else size
@@ -313,11 +346,11 @@ def crop_box_to_original(box: Sequence[float], original_size: tuple[int, int],
     x0, y0, x1, y1 = check_box(box)
     nw, nh, left, top = _resize_crop_geometry(original_size, size)
     sx, sy = w / nw, h / nh
-    return (min(max((x0 + left) * sx, 0.0), w), min(max((y0 + top) * sy, 0.0), h),
+    return Box(min(max((x0 + left) * sx, 0.0), w), min(max((y0 + top) * sy, 0.0), h),
             min(max((x1 + left) * sx, 0.0), w), min(max((y1 + top) * sy, 0.0), h))
 
 
-def box_mask(box: tuple[int, int, int, int] | list[int], height: int, width: int) -> torch.Tensor:
+def box_mask(box: Sequence[int], height: int, width: int) -> torch.Tensor:
     """Boolean mask ``(height, width)``, True inside the box ``(x0, y0, x1, y1)`` (exclusive ends)."""
     x0, y0, x1, y1 = (int(v) for v in box)
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
@@ -335,10 +368,10 @@ class Sample:
     image: torch.Tensor
     target: int
     class_name: str
-    box: tuple[int, int, int, int]  # in the loaded image's pixels, exclusive ends
+    box: Box  # in the loaded image's pixels, exclusive ends
     #: every labelled object ``(class_index, box)`` in the loaded image's pixels, main object first
     #: (see :func:`sample_objects`); objects outside the centre crop are left out.
-    objects: tuple[tuple[int, tuple[int, int, int, int]], ...] = ()
+    objects: tuple[tuple[int, Box], ...] = ()
 
 
 def load_sample(name: str, size: int | None = None) -> Sample:
@@ -352,7 +385,7 @@ def load_sample(name: str, size: int | None = None) -> Sample:
     return Sample(name, image, int(info["class_index"]), info["class_name"], box, tuple(objects))
 
 
-def _in_crop(box: tuple[int, int, int, int], original_size: tuple[int, int]) -> bool:
+def _in_crop(box: Sequence[float], original_size: tuple[int, int]) -> bool:
     try:
         resize_crop_box(box, original_size)
     except ValueError:
@@ -363,6 +396,27 @@ def _in_crop(box: tuple[int, int, int, int], original_size: tuple[int, int]) -> 
 def load_samples(size: int | None = None, names: list[str] | None = None) -> list[Sample]:
     """Load the course's sample photographs (or those in ``names``, e.g. ``sample_names("all")``)."""
     return [load_sample(n, size) for n in (names or sample_names())]
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float, *, kernel_size: int | None = None) -> torch.Tensor:
+    """The package's one blur: torchvision's ``gaussian_blur`` (separable Gaussian, reflected borders).
+
+    Args:
+        images: ``(N, C, H, W)`` or ``(C, H, W)`` float tensor; returned in the same shape and dtype.
+        sigma: the Gaussian's standard deviation in pixels, in [0, 1000); ``0`` returns ``images``.
+        kernel_size: odd side of the kernel; ``None``: ``2·ceil(3σ) + 1`` (the Gaussian to 3σ).
+            RISE's insertion canvas uses 11 with σ = 5.
+
+    Raises:
+        ValueError: an even or non-positive ``kernel_size``, or ``sigma`` outside [0, 1000).
+    """
+    sigma = check_fraction(sigma, "sigma", low=0.0, high=1e3, inclusive=True)
+    if sigma == 0:
+        return images
+    k = 2 * max(1, math.ceil(3 * sigma)) + 1 if kernel_size is None else check_positive_int(kernel_size, "kernel_size")
+    if k % 2 == 0:
+        raise ValueError(f"kernel_size={k} must be odd (a kernel centred on each pixel).")
+    return TF.gaussian_blur(images, [k, k], [sigma, sigma])
 
 
 def to_numpy(image: torch.Tensor) -> np.ndarray:

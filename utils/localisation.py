@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from ._validation import check_box, check_fraction, check_images, check_positive_int
+from .images import Box
 
 __all__ = [
     "Localisation",
@@ -62,8 +63,6 @@ __all__ = [
     "format_table",
     "PAPER_TOP5_LOCALISATION_ERROR",
 ]
-
-Box = tuple[int, int, int, int]
 
 #: The paper's top-5 localisation error on ILSVRC-2013 (Simonyan et al., 2013, §3.2).
 PAPER_TOP5_LOCALISATION_ERROR = 0.464
@@ -158,7 +157,7 @@ def largest_component(mask: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, Bo
         raise ValueError("The mask is empty (no foreground pixel), so it has no component or box.")
     k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h = (int(v) for v in stats[k, :4])
-    return torch.from_numpy(labels == k), (x, y, x + w, y + h)
+    return torch.from_numpy(labels == k), Box(x, y, x + w, y + h)
 
 
 def localise(image: torch.Tensor, saliency: torch.Tensor | np.ndarray, *,
@@ -491,7 +490,7 @@ def centred_box(height: int, width: int, box_size: tuple[float, float]) -> Box:
     if bw <= 0 or bh <= 0:
         raise ValueError(f"box_size must be positive (width, height), got {box_size}.")
     x0, y0 = round((width - bw) / 2), round((height - bh) / 2)
-    return x0, y0, min(width, x0 + max(1, round(bw))), min(height, y0 + max(1, round(bh)))
+    return Box(x0, y0, min(width, x0 + max(1, round(bw))), min(height, y0 + max(1, round(bh))))
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:

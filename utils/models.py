@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._validation import resolve_device, to_model
+from ._validation import check_images, check_positive_int, resolve_device, to_model
 
 __all__ = [
     "ImageClassifier",
@@ -324,8 +324,6 @@ def predict_topk(model: ImageClassifier, images: torch.Tensor, k: int = 5
     Args:
         images: ``(N, 3, H, W)`` or ``(3, H, W)`` in [0, 1].
     """
-    from ._validation import check_images, check_positive_int
-
     batch, _ = check_images(images)
     check_positive_int(k, "k")
     dev = resolve_device(None, model)

@@ -33,13 +33,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validation import (
+    Target,
+    check_eval_mode,
     check_images,
     check_positive_int,
+    check_scores,
     check_target,
     model_device,
     resolve_baseline,
     to_model,
 )
+from .images import Box
 
 __all__ = [
     "PATCH",
@@ -138,15 +142,11 @@ def field_to_map(field: torch.Tensor, size: tuple[int, int], *, patch: int = PAT
 
 def _prepare(model: nn.Module, images: torch.Tensor, target, baseline):
     """Validate; return ``(x (N,3,H,W) on the device, targets (N,), clean scores (N,), baselines)``."""
-    if model.training:
-        raise ValueError("The model is in training mode (dropout and batch-norm statistics would change the "
-                         "scores); call model.eval() first.")
+    check_eval_mode(model)
     batch, single = check_images(images)
     x = to_model(batch, model, model_device(model))
     with torch.no_grad():
-        scores = model(x)
-    if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
-        raise ValueError(f"The model must return scores (N, classes), got shape {tuple(scores.shape)}.")
+        scores = check_scores(model(x), x.shape[0])
     t = check_target(target, x.shape[0], num_classes=scores.shape[1], scores=scores).to(scores.device)
     clean = scores.gather(1, t[:, None])[:, 0].double().cpu()
     return x, t.cpu(), clean, resolve_baseline(baseline, x), single
@@ -198,7 +198,7 @@ def occlusion_field(model: nn.Module, image: torch.Tensor, target: int | None = 
     return drops.float().reshape(len(ys), len(xs)).to(image.device)
 
 
-def occlusion(model: nn.Module, images: torch.Tensor, target=None, *, patch: int = PATCH,
+def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, *, patch: int = PATCH,
               stride: int = STRIDE, baseline=BASELINE, batch_size: int = 64) -> torch.Tensor:
     """Occlusion saliency (Zeiler & Fergus, 2014, section 4.2) with a sliding square window.
 
@@ -247,7 +247,9 @@ class LatticeSampling:
         field: ``(Py, Px)`` estimate: probed values, bilinear inside each leaf cell elsewhere.
         probed: ``(Py, Px)`` bool mask of the probed positions.
         probes, values, levels: ``(K, 2)`` positions, ``(K,)`` values and refinement levels, in order.
-        cells: ``(L, 4)`` long leaf cells ``(i0, i1, j0, j1)`` (inclusive corner positions).
+        cells: ``(L, 4)`` long leaf cells as boxes ``(x0, y0, x1, y1)`` of lattice positions,
+            exclusive ends: the cell's corner probes are at rows ``y0, y1 − 1`` and columns
+            ``x0, x1 − 1``.
     """
 
     field: torch.Tensor
@@ -289,9 +291,24 @@ def _split(cell: tuple[int, int, int, int], min_step: int) -> list[tuple[int, in
     return [(r0, r1, c0, c1) for r0, r1 in rows for c0, c1 in cols]
 
 
+def _level0(size: int, start: int) -> torch.Tensor:
+    """Level-0 corner positions along a lattice side of ``size``: ``round(linspace(0, size − 1,
+    start + 1))`` (fewer when the side is shorter than ``start``)."""
+    return torch.linspace(0, size - 1, min(start, size - 1) + 1).round().long().unique()
+
+
+def _check_budget(budget: int, name: str, ey: torch.Tensor, ex: torch.Tensor, start: int) -> int:
+    """``budget`` (called ``name`` in the message) if it covers the level-0 corners ``ey × ex``."""
+    budget = check_positive_int(budget, name)
+    if budget < len(ey) * len(ex):
+        raise ValueError(f"{name}={budget} is below the {len(ey)}×{len(ex)} = {len(ey) * len(ex)} probes of "
+                         f"the level-0 lattice; raise {name} or lower start={start}.")
+    return budget
+
+
 def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, int], *, start: int = 7,
                    max_probes: int = RECOMMENDED_PASSES, refine: int = 4, rule: str = "max",
-                   min_step: int = 1, budget_name: str = "max_probes") -> LatticeSampling:
+                   min_step: int = 1) -> LatticeSampling:
     """Estimate a field on a ``Py × Px`` lattice from few probes, refining a quadtree of cells.
 
     Level 0 cuts the lattice into ``start × start`` cells (corners at ``round(linspace(0, P − 1,
@@ -316,7 +333,6 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
         probe: ``probe(positions (n, 2) long) -> (n,)`` values at lattice positions ``(i, j)``.
         shape: ``(Py, Px)``, each ≥ 2.
         start, max_probes, refine, rule, min_step: as above; ``max_probes ≥ (start + 1)²``.
-        budget_name: what error messages call ``max_probes`` (the caller's argument name).
 
     Returns:
         :class:`LatticeSampling`.
@@ -325,15 +341,10 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
     start = check_positive_int(start, "start")
     refine = check_positive_int(refine, "refine")
     min_step = check_positive_int(min_step, "min_step")
-    max_probes = check_positive_int(max_probes, budget_name)
     if rule not in REFINE_RULES:
         raise ValueError(f"rule must be one of {REFINE_RULES}, got {rule!r}.")
-    ey = torch.linspace(0, py - 1, min(start, py - 1) + 1).round().long().unique()
-    ex = torch.linspace(0, px - 1, min(start, px - 1) + 1).round().long().unique()
-    if max_probes < len(ey) * len(ex):
-        raise ValueError(f"{budget_name}={max_probes} is below the {len(ey)}×{len(ex)} = "
-                         f"{len(ey) * len(ex)} probes of the level-0 lattice; raise {budget_name} or "
-                         f"lower start={start}.")
+    ey, ex = _level0(py, start), _level0(px, start)
+    max_probes = _check_budget(max_probes, "max_probes", ey, ex, start)
     value = torch.full((py, px), float("nan"), dtype=torch.float64)
     order: list[torch.Tensor] = []
     levels: list[torch.Tensor] = []
@@ -377,8 +388,9 @@ def refine_lattice(probe: Callable[[torch.Tensor], torch.Tensor], shape: tuple[i
         block = est[a : b + 1, c : d + 1]
         est[a : b + 1, c : d + 1] = torch.where(torch.isnan(block), bilinear, block)
     points = torch.cat(order)
+    boxes = torch.tensor([(c, a, d + 1, b + 1) for a, b, c, d in cells], dtype=torch.long).reshape(-1, 4)
     return LatticeSampling(est.float(), ~torch.isnan(value), points, value[points[:, 0], points[:, 1]].float(),
-                           torch.cat(levels), torch.tensor(cells, dtype=torch.long).reshape(-1, 4))
+                           torch.cat(levels), boxes)
 
 
 def replay_lattice(field: torch.Tensor, **kwargs) -> LatticeSampling:
@@ -410,9 +422,9 @@ class QuadtreeOcclusion:
         probes: ``(K, 2)`` long lattice positions ``(i, j)`` probed, in the order they were probed.
         deltas: ``(K,)`` the measured drop ``S_c(I) − S_c(I occluded)`` of each probe.
         levels: ``(K,)`` refinement level of each probe (0 = the initial lattice).
-        leaves: ``(L, 4)`` long, the final quadtree cells as pixel boxes ``(y, x, h, w)`` of the
-            image, spanning the centres of their four corner windows (for
-            :func:`utils.quadtree.draw_leaves`).
+        leaves: ``(L, 4)`` long, the final quadtree cells as pixel boxes ``(x0, y0, x1, y1)``
+            (exclusive ends) of the image, spanning the centres of their four corner windows (for
+            :func:`utils.plotting.draw_leaves`).
         score: ``S_c`` of the clean image.
     """
 
@@ -460,11 +472,13 @@ def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None
     x, t, clean, base, single = _prepare(model, image, target, baseline)
     if not single:
         raise ValueError(f"quadtree_occlusion takes one image (3, H, W), got shape {tuple(image.shape)}.")
-    check_positive_int(batch_size, "batch_size")  # max_passes: checked by refine_lattice
-    max_passes = RECOMMENDED_PASSES if max_passes is None else max_passes
+    check_positive_int(batch_size, "batch_size")
     h, w = x.shape[-2:]
     oy, ox = _offsets(offset)
     ys, xs = _lattice((h, w), patch, stride, (oy, ox))
+    start = check_positive_int(start, "start")
+    max_passes = _check_budget(RECOMMENDED_PASSES if max_passes is None else max_passes, "max_passes",
+                               _level0(len(ys), start), _level0(len(xs), start), start)
     min_size = stride if min_size is None else check_positive_int(min_size, "min_size")
     origin = torch.tensor([oy, ox])
 
@@ -473,11 +487,10 @@ def quadtree_occlusion(model: nn.Module, image: torch.Tensor, target: int | None
                       batch_size)
 
     s = refine_lattice(probe, (len(ys), len(xs)), start=start, max_probes=max_passes, refine=refine,
-                       rule=rule, min_step=-(-min_size // stride), budget_name="max_passes")
+                       rule=rule, min_step=-(-min_size // stride))
     sal = field_to_map(s.field, (h - oy, w - ox), patch=patch, stride=stride)
-    c = s.cells
-    leaves = torch.stack([c[:, 0] * stride + oy + patch // 2, c[:, 2] * stride + ox + patch // 2,
-                          (c[:, 1] - c[:, 0]) * stride, (c[:, 3] - c[:, 2]) * stride], 1)
+    # lattice cells (exclusive ends) → pixel boxes between the centres of their corner windows
+    leaves = (s.cells - torch.tensor([0, 0, 1, 1])) * stride + torch.tensor([ox, oy, ox, oy]) + patch // 2
     return QuadtreeOcclusion(sal.to(image.device), int(s.probes.shape[0]) + 1, s.field, s.probed,
                              s.probes, s.values, s.levels, leaves, float(clean[0]))
 
@@ -494,8 +507,9 @@ class LayerMACs:
         name: the module's name in ``model.named_modules()``.
         kind: ``"Conv2d"`` or ``"Linear"``.
         output: the output shape without the batch, ``(C, H, W)`` or ``(features,)``.
-        box: ``(y0, x0, y1, x1)`` (exclusive ends) of the outputs a probe changes, in the output's
-            pixels; the whole output for a Linear layer; ``None`` when nothing changes.
+        box: :class:`utils.images.Box` ``(x0, y0, x1, y1)`` (exclusive ends) of the outputs a probe
+            changes, in the output's pixels; ``Box(0, 0, 1, 1)`` (the whole output) for a Linear layer;
+            ``None`` when nothing changes.
         dense: multiply-adds of the whole layer.
         changed: multiply-adds of recomputing only the box.
     """
@@ -503,7 +517,7 @@ class LayerMACs:
     name: str
     kind: str
     output: tuple[int, ...]
-    box: tuple[int, int, int, int] | None
+    box: Box | None
     dense: int
     changed: int
 
@@ -536,7 +550,7 @@ class ProbeMACs:
         """The rows as aligned text, with a total line."""
         lines = [f"{'layer':34s} {'output':>16s} {'changed box':>20s} {'dense MACs':>12s} {'box MACs':>12s}"]
         for r in self.layers:
-            box = "-" if r.box is None else f"{r.box[2] - r.box[0]}×{r.box[3] - r.box[1]} at {r.box[0]},{r.box[1]}"
+            box = "-" if r.box is None else f"{r.box.height}×{r.box.width} at {r.box.y0},{r.box.x0}"
             lines.append(f"{r.name[:34]:34s} {'×'.join(map(str, r.output)):>16s} {box:>20s} "
                          f"{r.dense:12,d} {r.changed:12,d}")
         lines.append(f"{'total':34s} {'':>16s} {'':>20s} {self.dense:12,d} {self.changed:12,d}  "
@@ -544,13 +558,13 @@ class ProbeMACs:
         return "\n".join(lines)
 
 
-def _tainted_box(t: torch.Tensor) -> tuple[int, int, int, int] | None:
-    """Bounding box ``(y0, x0, y1, x1)`` of the NaN entries of a ``(N, C, H, W)`` tensor."""
+def _tainted_box(t: torch.Tensor) -> Box | None:
+    """Bounding box ``(x0, y0, x1, y1)`` (exclusive ends) of the NaN entries of a ``(N, C, H, W)`` tensor."""
     mask = torch.isnan(t).flatten(0, 1).any(0)
     if not mask.any():
         return None
     rows, cols = torch.nonzero(mask.any(1)).flatten(), torch.nonzero(mask.any(0)).flatten()
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+    return Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 @contextmanager
@@ -595,8 +609,7 @@ def probe_macs(model: nn.Module, patch: int = PATCH, position: tuple[int, int] |
     Returns:
         :class:`ProbeMACs`; ``.table()`` prints it, ``.saving`` is ``dense / changed``.
     """
-    if model.training:
-        raise ValueError("The model is in training mode; call model.eval() first.")
+    check_eval_mode(model)
     image_size = check_positive_int(image_size, "image_size")
     patch = check_positive_int(patch, "patch")
     if patch > image_size:
@@ -624,14 +637,14 @@ def probe_macs(model: nn.Module, patch: int = PATCH, position: tuple[int, int] |
             n_rows = x.numel() // x.shape[-1]
             dense = n_rows * m.in_features * m.out_features
             changed = bool(torch.isnan(x).any())
-            rows.append(LayerMACs(name, "Linear", tuple(out.shape[1:]), (0, 0, 1, 1) if changed else None,
+            rows.append(LayerMACs(name, "Linear", tuple(out.shape[1:]), Box(0, 0, 1, 1) if changed else None,
                                   dense, dense if changed else 0))
             return
         c_out, c_in_g, kh, kw = m.weight.shape
         ho, wo = out.shape[-2:]
         per_output = c_out * c_in_g * kh * kw
         box = _tainted_box(out)  # the outputs whose window read a changed input
-        area = 0 if box is None else (box[2] - box[0]) * (box[3] - box[1])
+        area = 0 if box is None else box.width * box.height
         rows.append(LayerMACs(name, "Conv2d", tuple(out.shape[1:]), box, ho * wo * per_output, area * per_output))
 
     image = torch.full((1, 3, image_size, image_size), 0.5)

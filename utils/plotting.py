@@ -11,11 +11,13 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
 from matplotlib.patches import Rectangle
 
 from .images import to_numpy
+from .quadtree import QuadTree
 
-__all__ = ["normalise_map", "show_image", "show_map", "overlay", "draw_box", "image_grid",
+__all__ = ["normalise_map", "show_image", "show_map", "overlay", "draw_box", "draw_leaves", "image_grid",
            "saliency_row"]
 
 
@@ -107,3 +109,40 @@ def saliency_row(images: Sequence[torch.Tensor], maps: Sequence[torch.Tensor],
             draw_box(axes[1, i], boxes[i])
     fig.tight_layout()
     return fig
+
+
+def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None = None, *,
+                color: str = "yellow", lw: float = 0.4, title: str | None = None,
+                reconstruct: bool = False):
+    """Draw leaf outlines on ``ax``, optionally over ``image`` ``(3, H, W)``.
+
+    Args:
+        leaves: a :class:`utils.quadtree.QuadTree`, or a ``(K, 4)`` tensor of boxes ``(x0, y0, x1, y1)``, exclusive
+            ends (e.g. ``utils.occlusion.QuadtreeOcclusion.leaves``).
+        image: drawn underneath (or, with ``reconstruct=True`` and a tree, the tree's
+            piecewise-constant reconstruction of it).
+    """
+    if isinstance(leaves, QuadTree):
+        if reconstruct:
+            image = leaves.reconstruct(image)
+        boxes = leaves.boxes
+    else:
+        boxes = torch.as_tensor(leaves).reshape(-1, 4)
+    if image is not None:
+        shown = to_numpy(image.clamp(0, 1)) if image.shape[0] == 3 else image[0].cpu().numpy()
+        ax.imshow(shown, cmap=None if image.shape[0] == 3 else "gray")
+    b = boxes.cpu().numpy().astype(float)
+    x0, y0, x1, y1 = (b[:, k] - 0.5 for k in range(4))  # pixel edges, not centres
+    segs = np.concatenate([np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1)], 1),
+                           np.stack([np.stack([x0, y0], 1), np.stack([x0, y1], 1)], 1),
+                           np.stack([np.stack([x1, y0], 1), np.stack([x1, y1], 1)], 1),
+                           np.stack([np.stack([x0, y1], 1), np.stack([x1, y1], 1)], 1)])
+    ax.add_collection(LineCollection(segs, colors=color, linewidths=lw))
+    if image is None:
+        ax.set_xlim(float(x0.min()), float(x1.max()))
+        ax.set_ylim(float(y1.max()), float(y0.min()))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax

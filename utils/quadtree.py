@@ -12,8 +12,8 @@ that claim computable:
   window lies inside one constant leaf is ``(ΣW)·v + b``; only the *ring* pixels near a leaf edge
   (or the image border) are evaluated in full. :func:`per_leaf_conv2d` is the ``M²N'C``
   *approximation* (one evaluation per leaf); :func:`conv_macs` counts the multiply-adds of all three.
-* :func:`draw_leaves` — leaves over an image, or the cells of
-  :func:`utils.occlusion.quadtree_occlusion` (the slider lives in :mod:`utils.widgets`).
+* the pictures live in :mod:`utils.plotting` (:func:`utils.plotting.draw_leaves`) and
+  :mod:`utils.widgets` (the slider); this module draws nothing.
 
 Occlusion saliency, where the number of forward passes is what a quadtree of lattice cells really
 reduces, lives in :mod:`utils.occlusion` (which counts, with :func:`utils.occlusion.probe_macs`, the
@@ -29,11 +29,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_positive_int
+from ._validation import check_nonnegative, check_positive_int
 
 __all__ = [
     "QuadTree",
@@ -44,7 +43,6 @@ __all__ = [
     "conv_macs",
     "uniform_reconstruction",
     "psnr",
-    "draw_leaves",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -81,6 +79,10 @@ class QuadTree:
         means: ``(C, N')`` mean colour of each leaf (of the image the tree was built from).
         height, width: the image size.
         threshold, min_size, max_size: the parameters the tree was built with.
+        label_map: ``(H, W)`` long, the index of the leaf each pixel belongs to (see :meth:`labels`).
+
+    Built by :func:`build_quadtree`, which computes ``means`` and ``label_map`` once; the tree is
+    immutable.
     """
 
     y: torch.Tensor
@@ -92,7 +94,7 @@ class QuadTree:
     threshold: float
     min_size: int
     max_size: int | None
-    _labels: list = field(default_factory=list, repr=False, compare=False)
+    label_map: torch.Tensor = field(repr=False, compare=False)
 
     @property
     def n_leaves(self) -> int:
@@ -100,23 +102,18 @@ class QuadTree:
         return int(self.size.numel())
 
     @property
+    def boxes(self) -> torch.Tensor:
+        """``(N', 4)`` long: each leaf as a box ``(x0, y0, x1, y1)``, exclusive ends (as :class:`utils.images.Box`)."""
+        return torch.stack([self.x, self.y, self.x + self.size, self.y + self.size], 1)
+
+    @property
     def leaf_fraction(self) -> float:
         """``N' / (H·W)``: leaves per pixel (1 = no compression)."""
         return self.n_leaves / (self.height * self.width)
 
     def labels(self) -> torch.Tensor:
-        """``(H, W)`` long map: the index of the leaf each pixel belongs to (computed once)."""
-        if not self._labels:
-            lab = torch.full((self.height, self.width), -1, dtype=torch.long)
-            for s in torch.unique(self.size).tolist():
-                sel = torch.nonzero(self.size == s).squeeze(1)
-                gh, gw = -(-self.height // s), -(-self.width // s)
-                grid = torch.full((gh, gw), -1, dtype=torch.long)
-                grid[self.y[sel] // s, self.x[sel] // s] = sel
-                up = grid.repeat_interleave(s, 0).repeat_interleave(s, 1)[: self.height, : self.width]
-                lab = torch.where(up >= 0, up, lab)
-            self._labels.append(lab)
-        return self._labels[0]
+        """``(H, W)`` long map: the index of the leaf each pixel belongs to (:attr:`label_map`)."""
+        return self.label_map
 
     def leaf_means(self, image: torch.Tensor) -> torch.Tensor:
         """``(C, N')`` mean of ``image`` ``(C, H, W)`` over each leaf (an integral image: O(HW))."""
@@ -126,11 +123,7 @@ class QuadTree:
                 f"image is {tuple(image.shape[1:])} but the tree was built for "
                 f"{(self.height, self.width)}; build a tree for this image size."
             )
-        sat = F.pad(image.double().cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H+1, W+1)
-        y0, x0, s = self.y, self.x, self.size
-        y1, x1 = y0 + s, x0 + s
-        sums = sat[:, y1, x1] - sat[:, y0, x1] - sat[:, y1, x0] + sat[:, y0, x0]
-        return (sums / (s * s).double()).to(image.dtype)
+        return _square_means(image, self.y, self.x, self.size)
 
     def reconstruct(self, image: torch.Tensor | None = None) -> torch.Tensor:
         """The piecewise-constant image ``(C, H, W)``: each leaf filled with its mean colour.
@@ -165,12 +158,7 @@ def build_quadtree(image: torch.Tensor, threshold: float, *, min_size: int = 1,
         A :class:`QuadTree`.
     """
     image = _as_chw(image)
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise TypeError(f"threshold must be a number >= 0, got {threshold!r}.") from None
-    if not threshold >= 0 or math.isinf(threshold):
-        raise ValueError(f"threshold={threshold!r} is not allowed; it must be a finite number >= 0.")
+    threshold = check_nonnegative(threshold, "threshold")
     check_positive_int(min_size, "min_size")
     if max_size is not None:
         check_positive_int(max_size, "max_size")
@@ -213,9 +201,28 @@ def build_quadtree(image: torch.Tensor, threshold: float, *, min_size: int = 1,
         ys = (2 * ys[:, None] + torch.tensor([0, 0, 1, 1])).reshape(-1)
         xs = (2 * xs[:, None] + torch.tensor([0, 1, 0, 1])).reshape(-1)
     y, x, sz = torch.cat(out_y), torch.cat(out_x), torch.cat(out_s)
-    tree = QuadTree(y, x, sz, torch.empty(0), h, w, threshold, min_size, max_size)
-    object.__setattr__(tree, "means", tree.leaf_means(img))
-    return tree
+    return QuadTree(y, x, sz, _square_means(img, y, x, sz), h, w, threshold, min_size, max_size,
+                    _label_map(y, x, sz, h, w))
+
+
+def _square_means(image: torch.Tensor, y: torch.Tensor, x: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """``(C, K)`` mean of ``image (C, H, W)`` over the squares ``(y, x, size)`` (an integral image: O(HW))."""
+    sat = F.pad(image.double().cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H+1, W+1)
+    y1, x1 = y + size, x + size
+    sums = sat[:, y1, x1] - sat[:, y, x1] - sat[:, y1, x] + sat[:, y, x]
+    return (sums / (size * size).double()).to(image.dtype)
+
+
+def _label_map(y: torch.Tensor, x: torch.Tensor, size: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(H, W)`` long: the index of the square leaf ``(y, x, size)`` that holds each pixel."""
+    lab = torch.full((height, width), -1, dtype=torch.long)
+    for s in torch.unique(size).tolist():
+        sel = torch.nonzero(size == s).squeeze(1)
+        grid = torch.full((-(-height // s), -(-width // s)), -1, dtype=torch.long)
+        grid[y[sel] // s, x[sel] // s] = sel
+        up = grid.repeat_interleave(s, 0).repeat_interleave(s, 1)[:height, :width]
+        lab = torch.where(up >= 0, up, lab)
+    return lab
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,6 +290,16 @@ def _check_conv_inputs(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor
     return image
 
 
+def _windows(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, m: int) -> torch.Tensor:
+    """im2col at chosen outputs: the ``m × m`` windows of ``padded (C, Hp, Wp)`` whose top-left
+    pixels are ``(rows[k], cols[k])``, as ``(K, C·m²)`` rows (channel-major, as ``weight.reshape``)."""
+    offs = torch.arange(m)
+    flat = ((rows[:, None, None] + offs[None, :, None]) * padded.shape[2]
+            + (cols[:, None, None] + offs[None, None, :])).reshape(rows.numel(), m * m)
+    patches = padded.reshape(padded.shape[0], -1)[:, flat]  # (C, K, m²)
+    return patches.permute(1, 0, 2).reshape(rows.numel(), -1)
+
+
 def quadtree_conv2d(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
                     bias: torch.Tensor | None = None, *, padding: int | None = None) -> torch.Tensor:
     """Exact stride-1 convolution of the leaf-quantised image, evaluating only the ring in full.
@@ -320,13 +337,7 @@ def quadtree_conv2d(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
     ri, rj = torch.nonzero(ring, as_tuple=True)
     if ri.numel():
         q = F.pad(means[:, labels], (p, p, p, p))  # quantised image, zero padded
-        wp = q.shape[2]
-        offs = torch.arange(m)
-        flat = ((ri[:, None, None] + offs[None, :, None]) * wp
-                + (rj[:, None, None] + offs[None, None, :])).reshape(ri.numel(), m * m)
-        patches = q.reshape(q.shape[0], -1)[:, flat]  # (C_in, R, M²)
-        patches = patches.permute(1, 0, 2).reshape(ri.numel(), -1)  # (R, C_in·M²)
-        vals = patches @ w.reshape(w.shape[0], -1).T  # (R, C_out)
+        vals = _windows(q, ri, rj, m) @ w.reshape(w.shape[0], -1).T  # (R, C_out)
         if bias is not None:
             vals = vals + bias.to(dtype)
         out[:, ri, rj] = vals.T
@@ -350,12 +361,7 @@ def per_leaf_conv2d(tree: QuadTree, image: torch.Tensor, weight: torch.Tensor,
     dtype = torch.promote_types(image.dtype, weight.dtype)
     x = F.pad(image.to(dtype), (p, p, p, p))
     cy, cx = tree.y + tree.size // 2, tree.x + tree.size // 2
-    offs = torch.arange(m)
-    wp = x.shape[2]
-    flat = ((cy[:, None, None] + offs[None, :, None]) * wp
-            + (cx[:, None, None] + offs[None, None, :])).reshape(cy.numel(), m * m)
-    patches = x.reshape(x.shape[0], -1)[:, flat].permute(1, 0, 2).reshape(cy.numel(), -1)
-    vals = patches @ weight.to(dtype).reshape(weight.shape[0], -1).T  # (N', C_out)
+    vals = _windows(x, cy, cx, m) @ weight.to(dtype).reshape(weight.shape[0], -1).T  # (N', C_out)
     if bias is not None:
         vals = vals + bias.to(dtype)
     return vals.T[:, tree.labels()]
@@ -408,49 +414,3 @@ def psnr(reconstruction: torch.Tensor, reference: torch.Tensor, *, peak: float =
         raise ValueError(f"Shapes differ: {tuple(reconstruction.shape)} vs {tuple(reference.shape)}.")
     mse = float(((reconstruction.double() - reference.double()) ** 2).mean())
     return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
-
-
-# ----------------------------------------------------------------------------------------------
-# Pictures
-# ----------------------------------------------------------------------------------------------
-
-def draw_leaves(ax, leaves: QuadTree | torch.Tensor, image: torch.Tensor | None = None, *,
-                color: str = "yellow", lw: float = 0.4, title: str | None = None,
-                reconstruct: bool = False):
-    """Draw leaf outlines on ``ax``, optionally over ``image`` ``(3, H, W)``.
-
-    Args:
-        leaves: a :class:`QuadTree`, or a ``(K, 4)`` tensor of ``(y, x, h, w)`` boxes (e.g.
-            ``utils.occlusion.QuadtreeOcclusion.leaves``).
-        image: drawn underneath (or, with ``reconstruct=True`` and a tree, the tree's
-            piecewise-constant reconstruction of it).
-    """
-    from matplotlib.collections import LineCollection
-
-    from .images import to_numpy
-
-    if isinstance(leaves, QuadTree):
-        if reconstruct:
-            image = leaves.reconstruct(image)
-        boxes = torch.stack([leaves.y, leaves.x, leaves.size, leaves.size], 1)
-    else:
-        boxes = torch.as_tensor(leaves).reshape(-1, 4)
-    if image is not None:
-        shown = to_numpy(image.clamp(0, 1)) if image.shape[0] == 3 else image[0].cpu().numpy()
-        ax.imshow(shown, cmap=None if image.shape[0] == 3 else "gray")
-    b = boxes.cpu().numpy().astype(float)
-    y0, x0 = b[:, 0] - 0.5, b[:, 1] - 0.5
-    y1, x1 = y0 + b[:, 2], x0 + b[:, 3]
-    segs = np.concatenate([np.stack([np.stack([x0, y0], 1), np.stack([x1, y0], 1)], 1),
-                           np.stack([np.stack([x0, y0], 1), np.stack([x0, y1], 1)], 1),
-                           np.stack([np.stack([x1, y0], 1), np.stack([x1, y1], 1)], 1),
-                           np.stack([np.stack([x0, y1], 1), np.stack([x1, y1], 1)], 1)])
-    ax.add_collection(LineCollection(segs, colors=color, linewidths=lw))
-    if image is None:
-        ax.set_xlim(float(x0.min()), float(x1.max()))
-        ax.set_ylim(float(y1.max()), float(y0.min()))
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax

@@ -31,9 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validation import (
+    Target,
+    check_eval_mode,
     check_fraction,
     check_images,
     check_positive_int,
+    check_scores,
     check_target,
     model_device,
     resolve_baseline,
@@ -49,9 +52,6 @@ __all__ = ["gradient", "saliency_map", "channel_max", "smoothgrad_attribution", 
            "GUIDED_ACTIVATIONS", "grad_cam", "grad_cam_layer", "occlusion",
            "saliency_methods"]
 
-Target = int | Sequence[int] | torch.Tensor | np.ndarray | None
-
-
 def _class_scores_and_grad(model: nn.Module, batch: torch.Tensor, target: Target
                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward and one backward pass: ``(∂S_t/∂I (N, 3, H, W), targets (N,))``.
@@ -60,16 +60,10 @@ def _class_scores_and_grad(model: nn.Module, batch: torch.Tensor, target: Target
     (``torch.autograd.grad``), so no weight gradient is accumulated even if the model's
     parameters require grad.
     """
-    if model.training:
-        raise ValueError(
-            "The model is in training mode (dropout and batch-norm statistics would change the "
-            "scores); call model.eval() first."
-        )
+    check_eval_mode(model)
     x = batch.detach().requires_grad_(True)
     with torch.enable_grad():
-        scores = model(x)
-        if scores.dim() != 2 or scores.shape[0] != x.shape[0]:
-            raise ValueError(f"The model must return scores (N, classes), got shape {tuple(scores.shape)}.")
+        scores = check_scores(model(x), x.shape[0])
         t = check_target(target, x.shape[0], num_classes=scores.shape[1], scores=scores.detach())
         t = t.to(scores.device)
         # The images are independent, so d(sum_n S_{t_n}(I_n))/dI_n = dS_{t_n}/dI_n for each n.
@@ -241,8 +235,6 @@ def _ig_nodes(steps: int, method: str) -> tuple[list[float], list[float]]:
     if method not in IG_METHODS:
         raise ValueError(f"method={method!r} is not known; choose one of {list(IG_METHODS)}.")
     if method == "gausslegendre":
-        import numpy as np
-
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return (0.5 * (nodes + 1)).tolist(), (0.5 * weights).tolist()
     if steps < 2:
@@ -634,8 +626,7 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: Target = None, *,
     batch, single = check_images(images)
     dev = model_device(model)
     module = _resolve_layer(model, layer)
-    if model.training:
-        raise ValueError("The model is in training mode; call model.eval() first.")
+    check_eval_mode(model)
     store: list[torch.Tensor] = []
     handle = module.register_forward_hook(lambda m, i, o: store.append(o))
     try:

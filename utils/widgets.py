@@ -39,6 +39,11 @@ import torch
 from torch import nn
 
 from ._validation import check_images, check_positive_int, model_device, to_model
+from .images import load_image, load_sample, sample_names
+from .models import class_index, load_classifier
+from .plotting import draw_leaves, overlay, show_image, show_map
+from .quadtree import build_quadtree, psnr, uniform_reconstruction
+from .saliency import saliency_methods
 
 __all__ = [
     "figure_png",
@@ -121,8 +126,6 @@ def _captioned(widget, caption: str):
 def _default_model(model: nn.Module | None) -> nn.Module:
     if model is not None:
         return model
-    from .models import load_classifier
-
     return load_classifier()
 
 
@@ -150,8 +153,6 @@ def parse_class(text: str | int, categories: Sequence[str]) -> int:
         ValueError: no such class (the message suggests close names, see
             :func:`utils.models.class_index`).
     """
-    from .models import class_index
-
     n = len(categories)
     if isinstance(text, int) and not isinstance(text, bool):
         if 0 <= text < n:
@@ -215,8 +216,6 @@ def image_from_upload(upload_value: Sequence[Mapping] | Mapping | bytes, size: i
     """
     from PIL import Image, UnidentifiedImageError
 
-    from .images import load_image
-
     if isinstance(upload_value, (bytes, bytearray, memoryview)):
         name, content = "upload", bytes(upload_value)
     else:
@@ -245,8 +244,6 @@ def image_from_upload(upload_value: Sequence[Mapping] | Mapping | bytes, size: i
 def _default_methods() -> dict[str, Callable[..., torch.Tensor]]:
     """The registry of :func:`utils.saliency.saliency_methods`, at interactive settings
     (SmoothGrad with 16 samples, integrated gradients with 16 steps)."""
-    from .saliency import saliency_methods
-
     return saliency_methods(samples=16, steps=16)
 
 
@@ -297,8 +294,6 @@ def compute_saliency_view(model: nn.Module, image: torch.Tensor, target: int | N
 def saliency_panels(view: Mapping) -> dict[str, bytes]:
     """PNG bytes of the three panels of a :func:`compute_saliency_view` result: ``"image"``,
     ``"map"`` (:func:`utils.plotting.show_map`) and ``"overlay"`` (:func:`utils.plotting.overlay`)."""
-    from .plotting import overlay, show_image, show_map
-
     return {
         "image": figure_png(lambda ax: show_image(view["image"], ax)),
         "map": figure_png(lambda ax: show_map(view["map"], ax)),
@@ -328,8 +323,6 @@ def saliency_explorer(model: nn.Module | None = None, *, samples: Sequence[str] 
         :func:`compute_saliency_view` result.
     """
     import ipywidgets as widgets
-
-    from .images import load_sample, sample_names
 
     model = _default_model(model)
     methods = dict(_default_methods() if methods is None else methods)
@@ -480,8 +473,6 @@ def compute_quadtree_view(image: torch.Tensor, threshold: float, min_size: int =
         image), ``psnr`` (dB, of the reconstruction), ``uniform_psnr`` (dB, of a regular grid of
         the same number of cells: what adaptivity buys), ``image``.
     """
-    from .quadtree import build_quadtree, psnr, uniform_reconstruction
-
     img = image.detach().cpu().float() if isinstance(image, torch.Tensor) else image
     tree = build_quadtree(img, threshold, min_size=min_size)  # validates the image
     if img.dim() == 2:
@@ -494,10 +485,8 @@ def compute_quadtree_view(image: torch.Tensor, threshold: float, min_size: int =
 
 def quadtree_panels(view: Mapping) -> dict[str, bytes]:
     """PNG bytes of a :func:`compute_quadtree_view` result: ``"leaves"`` (the leaves over the
-    image, :func:`utils.quadtree.draw_leaves`) and ``"reconstruction"`` (each leaf filled with its
+    image, :func:`utils.plotting.draw_leaves`) and ``"reconstruction"`` (each leaf filled with its
     mean colour)."""
-    from .quadtree import draw_leaves
-
     tree, image = view["tree"], view["image"]
     lw = 0.3 if view["n_leaves"] > 2000 else 0.6
     return {
@@ -525,8 +514,6 @@ def quadtree_explorer(image: torch.Tensor | None = None, *, samples: Sequence[st
         :func:`compute_quadtree_view` result.
     """
     import ipywidgets as widgets
-
-    from .images import load_sample, sample_names
 
     if min_size not in MIN_LEAF_CHOICES:
         raise ValueError(f"min_size={min_size!r}; choose one of {MIN_LEAF_CHOICES}.")

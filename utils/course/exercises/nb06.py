@@ -347,7 +347,8 @@ def check_deletion_curve_fn(fn, model: nn.Module, image: torch.Tensor, saliency:
     """Check ``fn(model, image (3, H, W), saliency (H, W), target, steps) -> (steps + 1,)`` class
     probabilities, against :func:`utils.metrics.deletion_curve` (black, most salient first; ``H·W``
     must be a multiple of ``steps``, so every way of counting the pixels agrees)."""
-    from ...metrics import _perturbation_curve, deletion_curve, insertion_curve
+    from ...faithfulness import _perturbation_curve
+    from ...metrics import deletion_curve, insertion_curve
 
     name = "deletion curve"
     h, w = saliency.shape
