@@ -120,8 +120,9 @@ class ExerciseRefusal(AssertionError):
 
 def _refusing_code(fn, exercise: str):
     qualname = f"{fn.__module__}.{fn.__qualname__}"
+    whose = "the course's own" if fn.__module__.split(".")[0] == "utils" else "a library's"
     message = (f"{exercise} asks you to write this yourself: your function called "
-               f"{qualname}, the course's own implementation. Write the steps with torch instead.")
+               f"{qualname}, {whose} implementation. Write the steps with torch instead.")
     namespace: dict = {}
     exec(f"def {fn.__name__}(*args, **kwargs):\n"
          f"    raise __import__({__name__!r}, fromlist=['ExerciseRefusal'])"

@@ -12,6 +12,16 @@ from torch import nn
 
 from .checks import _as_tensor, _call, _diagnose, _scaled_error, check_choice, refusing
 
+
+def _captum_attribute(*classes: str) -> list:
+    """The ``attribute`` methods of these Captum classes (``"InputXGradient"``, …), to refuse them
+    alongside the course's own implementation; none when Captum (a test dependency) is absent."""
+    try:
+        import captum.attr
+    except ImportError:
+        return []
+    return [getattr(captum.attr, name).attribute for name in classes]
+
 __all__ = ["check_gradient_x_input_fn", "check_score_gap_fn", "check_pointing_game_fn",
            "check_black_reference_choices", "check_integrated_gradients_fn", "check_grad_cam_fn",
            "check_deletion_curve_fn"]
@@ -41,7 +51,8 @@ def check_gradient_x_input_fn(fn, model: nn.Module, images: torch.Tensor, target
     ref = gradient_x_input_attribution(model, images, target).detach().cpu()
     g = gradient(model, images, target).detach().cpu()
     x = images.detach().cpu()
-    with refusing("Exercise 1", gradient_x_input_attribution, integrated_gradients_attribution):
+    with refusing("Exercise 1", gradient_x_input_attribution, integrated_gradients_attribution,
+                  *_captum_attribute("InputXGradient", "IntegratedGradients")):
         out = _call(name, fn, model, images.clone(), target)
     shape_hint = "Gradient × input keeps the colour channels: no maximum or sum over them."
     out = _tensor_answer(name, out, tuple(images.shape),
@@ -171,15 +182,15 @@ def check_pointing_game_fn(fn) -> None:
 def check_black_reference_choices(answer_a, answer_b) -> None:
     """Exercise 4's two multiple-choice answers, (a) and (b)."""
     check_choice("(a) black pixels", answer_a, "2",
-                 hints={"1": "Write the attribution of a black pixel with section 1's table, then "
-                             "evaluate it.",
+                 hints={"1": "The gallery's plain gradient is not zero on the dark parts of the "
+                             "photographs: look at the other factor of the product.",
                         "3": "Where is the normalisation (I − μ)/σ applied, and what does it do to "
                              "a black pixel?"})
     check_choice("(b) black baselines", answer_b, "2",
-                 hints={"1": "Re-read section 1's table: which methods' formulas depend on the "
-                             "input I itself or on a reference image?",
-                        "3": "Re-read section 1's table: which methods' formulas depend on the "
-                             "input I itself or on a reference image?"})
+                 hints={"1": "Neither of these formulas contains a reference image. Re-read section "
+                             "1's table: which attributions are multiplied by I or by I − I′?",
+                        "3": "These two are gradients evaluated at I, not multiplied by it. Re-read "
+                             "section 1's table: which attributions are multiplied by I or by I − I′?"})
 
 
 # --- Exercise 5: integrated gradients ---------------------------------------------------------------
@@ -206,7 +217,8 @@ def check_integrated_gradients_fn(fn, model, image: torch.Tensor, target: int, *
         "that is gradient × input at the photo only; the gradient is taken along the path.":
             gradient(model, image, target).cpu() * image.cpu(),
     }
-    with refusing("Exercise 5", integrated_gradients_attribution, gradient_x_input_attribution):
+    with refusing("Exercise 5", integrated_gradients_attribution, gradient_x_input_attribution,
+                  *_captum_attribute("IntegratedGradients", "InputXGradient")):
         out = _as_tensor(name, _call(name, fn, model, image.clone(), target, steps), tuple(image.shape))
     _diagnose(name, out, ref, 1e-3, wrong,
               "Check the path's end points, what you average, and what multiplies the average.")
