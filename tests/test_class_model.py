@@ -22,6 +22,7 @@ from utils.class_model import (
     l2_penalty,
     pixel_parameterisation,
     random_transforms,
+    regularised_step,
     scale_rotate_images,
     stretch_contrast,
     total_variation,
@@ -380,3 +381,47 @@ def test_targets_for_a_model_with_other_classes():
     assert class_model_run(bare, 2, steps=1, size=16).targets.tolist() == [2]
     with pytest.raises(ValueError, match=r"0\.\.2"):
         class_model_run(bare, 3, steps=1, size=16)
+
+
+# --- regularised_step: CS231n's update step, one image ------------------------------------------
+
+def test_regularised_step_loop_is_the_pixel_sgd_run(model):
+    """From the mean image, a loop of steps is class_model_run with pixels, SGD, clipping and
+    jitter (the same random draws from the same seed)."""
+    kw = dict(lr=0.05, l2=0.5, jitter=3)
+    run = class_model_run(model, 1, **dict(PAPER_SETTINGS, steps=3, size=48, clip=True, seed=4, **kw))
+    gen = torch.Generator().manual_seed(4)
+    x = torch.tensor(IMAGENET_MEAN).view(3, 1, 1).expand(3, 48, 48).contiguous()
+    for t in range(3):
+        x = regularised_step(model, x, 1, step_index=t, gen=gen, **kw)
+    change = run.images[0] - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    assert float((x - run.images[0]).abs().max()) <= 1e-3 * float(change.abs().max())
+
+
+def test_regularised_step_parts(model):
+    img = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    # without jitter, decay and blur: one ascent step on S_c, clamped
+    plain = regularised_step(model, img, 5, lr=0.1)
+    assert torch.allclose(plain, (img + 0.1 * gradient(model, img, 5)).clamp(0, 1), atol=1e-6)
+    # the shift is undone: a step with jitter equals the unshifted step taken on the shifted image
+    gen = torch.Generator().manual_seed(1)
+    dy, dx = torch.randint(-4, 5, (2,), generator=torch.Generator().manual_seed(1)).tolist()
+    jittered = regularised_step(model, img, 5, lr=0.1, jitter=4, gen=gen)
+    rolled = regularised_step(model, torch.roll(img, (dy, dx), (1, 2)), 5, lr=0.1)
+    assert torch.allclose(jittered, torch.roll(rolled, (-dy, -dx), (1, 2)), atol=1e-6)
+    # the blur comes after steps blur_every, 2·blur_every, … (step_index counts from 0)
+    kw = dict(lr=0.1, blur_every=3, blur_sigma=1.0)
+    assert torch.equal(regularised_step(model, img, 5, step_index=0, **kw), plain)
+    assert torch.allclose(regularised_step(model, img, 5, step_index=2, **kw),
+                          gaussian_blur(plain[None], 1.0)[0], atol=1e-6)
+    assert plain.min() >= 0 and plain.max() <= 1
+
+
+def test_regularised_step_bad_inputs(model):
+    img = torch.rand(3, 32, 32)
+    with pytest.raises(ValueError, match="gen"):
+        regularised_step(model, img, 1, lr=0.1, jitter=2)
+    with pytest.raises(ValueError, match="one image"):
+        regularised_step(model, img[None].repeat(2, 1, 1, 1), 1, lr=0.1)
+    with pytest.raises(ValueError, match="lr=0"):
+        regularised_step(model, img, 1, lr=0.0)

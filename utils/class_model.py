@@ -32,6 +32,10 @@ swaps one of them (each is a setting of :class:`ClassModelSettings`):
   (:func:`class_objective`), minus ``l2`` · :func:`l2_penalty` (the paper's λ‖I − Ī‖²) and ``tv`` ·
   :func:`total_variation` (Mahendran & Vedaldi, 2015).
 
+:func:`regularised_step` is the same recipe in its smallest form, one pixel-space step on one
+image (jitter, ascent with the L2 decay, clamp, periodic blur), as in CS231n's
+``class_visualization_update_step``.
+
 The presets are defined once: :class:`ClassModelSettings`' defaults are the recommended settings
 (:data:`RECOMMENDED_SETTINGS` reads them from there) and :data:`PAPER_SETTINGS` is the paper's
 plain version (pixels, plain gradient ascent, λ > 0, every other regulariser off).
@@ -72,6 +76,7 @@ __all__ = [
     "l2_penalty",
     "visualise_class",
     "class_model_run",
+    "regularised_step",
     "judge_rank",
     "stretch_contrast",
     "fourier_image",
@@ -229,18 +234,19 @@ def fourier_image(spectrum: torch.Tensor, size: int, *, decay: float = 1.0) -> t
     return torch.einsum("ij,kjhw->kihw", _COLOR_SQRT.to(x.device), x)
 
 
-def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
+def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype = torch.float32
+                     ) -> torch.Tensor:
     radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     return k / k.sum()
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflected borders: ``(K, 3, H, W)`` → same shape."""
+    """Separable Gaussian blur with reflected borders: ``(K, 3, H, W)`` → same shape and dtype."""
     if sigma <= 0:
         return images
-    k = _gaussian_kernel(sigma, images.device)
+    k = _gaussian_kernel(sigma, images.device, images.dtype)
     r = k.numel() // 2
     c = images.shape[1]
     x = F.pad(images, (r, r, 0, 0), mode="reflect")
@@ -498,6 +504,63 @@ def class_model_run(model: nn.Module, target: int | Sequence[int], *, progress: 
     return ClassModelRun(images=images, targets=targets.cpu(), score=torch.stack(scores),
                          probability=torch.stack(probs), norm=torch.stack(norms),
                          settings=asdict(cfg))
+
+
+def regularised_step(model: nn.Module, image: torch.Tensor, target: int, *, lr: float,
+                     l2: float = 0.0, jitter: int = 0, blur_every: int = 0, blur_sigma: float = 0.5,
+                     step_index: int = 0, gen: torch.Generator | None = None) -> torch.Tensor:
+    """One regularised class-visualisation step in pixel space (CS231n's
+    ``class_visualization_update_step``; Yosinski et al., 2015), on one image.
+
+    In order: shift the image circularly by ``(dy, dx) = torch.randint(−jitter, jitter + 1, (2,),
+    generator=gen)`` pixels (no draw when ``jitter`` is 0); take one gradient-ascent step on
+    ``S_c − l2 · ‖I − Ī‖²`` there, ``I ← I + lr · (∂S_c/∂I − 2 · l2 · (I − Ī))``; shift back by
+    ``(−dy, −dx)``; clamp to [0, 1]; and, when ``blur_every > 0`` and ``(step_index + 1)`` is a
+    multiple of it, blur by :func:`gaussian_blur` with ``blur_sigma``. A loop of these steps from the
+    mean image is :func:`class_model_run` with the pixel parameterisation, plain SGD, clipping and
+    jitter (the random draws coincide); the only difference is that the run blurs before it clamps.
+
+    Args:
+        model: a classifier taking RGB images in [0, 1], in eval mode.
+        image: ``(3, H, W)`` in [0, 1], the current image (not changed).
+        target: the class index ``c``.
+        lr: the step size (> 0). l2: λ (>= 0). jitter: the largest shift in pixels (>= 0).
+        blur_every: blur after every this many steps (0 = never). blur_sigma: in pixels.
+        step_index: the number of the step, counted from 0 (decides whether this step blurs).
+        gen: the random generator of the shifts (CPU); required when ``jitter > 0``.
+
+    Returns:
+        The new image ``(3, H, W)`` in [0, 1], on the image's device.
+
+    Raises:
+        ValueError: a batch or values outside [0, 1], a negative setting, or ``jitter > 0``
+            without ``gen``.
+    """
+    batch, single = check_images(image, name="image")
+    if not single:
+        raise ValueError(f"regularised_step takes one image (3, H, W), got shape {tuple(image.shape)}.")
+    check_positive_int(jitter, "jitter", minimum=0)
+    check_positive_int(blur_every, "blur_every", minimum=0)
+    check_positive_int(step_index, "step_index", minimum=0)
+    if _nonnegative(lr, "lr") == 0:
+        raise ValueError("lr=0 would never change the image; use a positive step size.")
+    _nonnegative(l2, "l2")
+    _nonnegative(blur_sigma, "blur_sigma")
+    if jitter > 0 and gen is None:
+        raise ValueError("jitter > 0 needs gen, a torch.Generator, to draw the shifts from.")
+    dev = model_device(model)
+    x = to_model(batch[0].detach(), model, dev)
+    dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist() if jitter > 0 else (0, 0)
+    x = torch.roll(x, shifts=(dy, dx), dims=(1, 2)).requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(model(x[None])[0, int(target)], x)
+    with torch.no_grad():
+        mean = _mean_image(dev)[0].to(x.dtype)
+        x = x + lr * (g - 2 * l2 * (x - mean))
+        x = torch.roll(x, shifts=(-dy, -dx), dims=(1, 2)).clamp(0.0, 1.0)
+        if blur_every and (step_index + 1) % blur_every == 0:
+            x = gaussian_blur(x[None], blur_sigma)[0]
+    return x.to(image.device)
 
 
 def visualise_class(model: nn.Module, target: int | Sequence[int], *, progress: bool = False,

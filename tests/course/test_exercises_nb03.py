@@ -39,27 +39,7 @@ def _mean(size, dtype=torch.float32):
     return torch.tensor(MEAN, dtype=dtype).view(3, 1, 1).expand(3, size, size)
 
 
-# --- Exercise 1: the first step ------------------------------------------------------------------
-
-def test_first_step(net):
-    kw = {"lr": 0.5, "size": 16}
-    g = _score_grad(net, _mean(16).contiguous(), 3)
-    ex.check_first_step(0.5 * g, net, 3, **kw)
-    batch = _mean(16).repeat(2, 1, 1, 1).requires_grad_(True)     # batched, returned in float64
-    (gb,) = torch.autograd.grad(net(batch)[:, 3].sum(), batch)
-    ex.check_first_step((gb[1] * 0.5).double(), net, 3, **kw)
-    for fn, hint in ((lambda: -0.5 * g, "uphill"), (lambda: g, "step size"),
-                     (lambda: 0.5 * _score_grad(net, _mean(16).contiguous(), 3, prob=True), "softmax"),
-                     (lambda: _mean(16) + 0.5 * g, "not the change")):
-        with pytest.raises(AssertionError, match=hint):
-            ex.check_first_step(fn(), net, 3, **kw)
-    with pytest.raises(AssertionError, match="no answer yet"):
-        ex.check_first_step(None, net, 3, **kw)
-    with pytest.raises(AssertionError, match="shape"):
-        ex.check_first_step(g[0], net, 3, **kw)
-
-
-# --- Exercise 3: the ascent loop -----------------------------------------------------------------
+# --- Exercise 2: the ascent loop -----------------------------------------------------------------
 
 def _ascent(sign=1.0, factor=2.0, prob=False, centre=True, lr_on_l2=True):
     def fn(model, target, steps, lr, l2, size):
@@ -115,12 +95,12 @@ def test_ascent(net):
         return class_model_run(model, target, **dict(PAPER_SETTINGS, steps=steps, lr=lr, l2=l2,
                                                      size=size)).images[0]
 
-    with pytest.raises(ex.ExerciseRefusal, match="Exercise 3"):
+    with pytest.raises(ex.ExerciseRefusal, match="Exercise 2"):
         ex.check_ascent_fn(library, net, 3, **kw)
     assert class_model_run(net, 3, **dict(PAPER_SETTINGS, steps=1, size=16)).images.shape == (1, 3, 16, 16)
 
 
-# --- Exercise 4: a fooling image -----------------------------------------------------------------
+# --- Exercise 3: a fooling image -----------------------------------------------------------------
 
 def _pgd(project_each_step=True, descend=False):
     def fn(model, image, target, epsilon, steps=10, step_size=0.5 / 255):
@@ -175,12 +155,12 @@ def test_fooling(net, photo):
         ex.check_fooling_fn(lambda m, x, t, epsilon, **k: x + 2, net, image, target, **kw)
     with pytest.raises(AssertionError, match="not written yet"):
         ex.check_fooling_fn(_not_written, net, image, target, **kw)
-    with pytest.raises(ex.ExerciseRefusal, match="Exercise 4"):
+    with pytest.raises(ex.ExerciseRefusal, match="Exercise 3"):
         ex.check_fooling_fn(fooling_image, net, image, target, **kw)
     assert fooling_image(net, image, target, epsilon=0.2).shape == image.shape   # restored
 
 
-# --- Exercise 2: the judge's rank ----------------------------------------------------------------
+# --- Exercise 1: the judge's rank ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def judge():
@@ -228,3 +208,110 @@ def _unresized_rank(judge, img, target):
     with torch.no_grad():
         s = judge(img)[0]
     return int((s > s[target]).sum()) + 1
+
+
+# --- Exercise 4: the regularised step ------------------------------------------------------------
+
+def _reg_step(undo=True, decay="after", clamp=True, blur_all=False, prob=False, swap=False):
+    from utils.class_model import gaussian_blur
+
+    def fn(model, image, target, *, lr, l2, jitter, blur_every, blur_sigma, step_index, gen):
+        dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist()
+        if swap:
+            dy, dx = dx, dy
+        mean = _mean(image.shape[-1])
+        x = torch.roll(image, shifts=(dy, dx), dims=(1, 2))
+        if decay == "before":
+            x = x - lr * 2 * l2 * (x - mean)
+        g = _score_grad(model, x, target)
+        if prob:
+            with torch.no_grad():
+                p = model(x[None]).softmax(1)[0][:, None, None, None]
+            g = g - (p * torch.stack([_score_grad(model, x, j) for j in range(10)])).sum(0)
+        if decay == "after":
+            x = x + lr * (g - 2 * l2 * (x - mean))
+        elif decay == "no_lr":
+            x = x + lr * g - 2 * l2 * (x - mean)
+        else:
+            x = x + lr * g
+        if undo:
+            x = torch.roll(x, shifts=(-dy, -dx), dims=(1, 2))
+        if clamp:
+            x = x.clamp(0, 1)
+        if blur_all or (blur_every and (step_index + 1) % blur_every == 0):
+            x = gaussian_blur(x[None], blur_sigma)[0]
+        return x
+    return fn
+
+
+def _reg_step_numpy_float64(model, image, target, *, lr, l2, jitter, blur_every, blur_sigma,
+                            step_index, gen):
+    """numpy's roll and clip, float64 arithmetic, the blur before the clamp."""
+    import numpy as np
+
+    from utils.class_model import gaussian_blur
+
+    dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen))
+    x = np.roll(image.double().numpy(), (dy, dx), axis=(1, 2))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    (g,) = torch.autograd.grad(model(xt.float()[None])[0, target], xt)
+    mean = np.array(MEAN).reshape(3, 1, 1)
+    x = np.roll(x + lr * (g.numpy() - 2 * l2 * (x - mean)), (-dy, -dx), axis=(1, 2))
+    if blur_every and (step_index + 1) % blur_every == 0:
+        x = gaussian_blur(torch.from_numpy(x)[None], blur_sigma)[0].numpy()
+    return torch.from_numpy(np.clip(x, 0.0, 1.0)).float()
+
+
+def _reg_step_optim(model, image, target, *, lr, l2, jitter, blur_every, blur_sigma, step_index, gen):
+    """One torch.optim.SGD step on −(S_c − λ‖I − Ī‖²) at the shifted image."""
+    from utils.class_model import gaussian_blur
+
+    shift = torch.randint(-jitter, jitter + 1, (2,), generator=gen)
+    x = torch.roll(image, shifts=tuple(shift.tolist()), dims=(1, 2)).clone().requires_grad_(True)
+    opt = torch.optim.SGD([x], lr=lr)
+    (-(model(x[None])[0, target] - l2 * ((x - _mean(image.shape[-1])) ** 2).sum())).backward()
+    opt.step()
+    out = torch.roll(x.detach(), shifts=tuple((-shift).tolist()), dims=(1, 2)).clamp(0, 1)
+    if blur_every and (step_index + 1) % blur_every == 0:
+        out = gaussian_blur(out[None], blur_sigma)[0]
+    return out
+
+
+REG = {"size": 16, "lr": 3.0, "l2": 0.002, "run_steps": 12, "run_lr": 4.0, "min_rise": 0.03}
+
+
+def test_regularised_step_accepts_right_answers(net):
+    out = ex.check_regularised_step(_reg_step(), net, 3, **REG)
+    assert out["image"].shape == (3, 16, 16) and 0 <= out["image"].min() <= out["image"].max() <= 1
+    ex.check_regularised_step(_reg_step_numpy_float64, net, 3, **REG)
+    ex.check_regularised_step(_reg_step_optim, net, 3, **REG)
+
+
+@pytest.mark.parametrize("slip, hint", [
+    (dict(undo=False), "not undone"), (dict(decay="before"), "before the gradient step"),
+    (dict(decay="no_lr"), "learning rate"), (dict(clamp=False), "outside"),
+    (dict(blur_all=True), "every step"), (dict(prob=True), "log P_c"), (dict(swap=True), "swapped")])
+def test_regularised_step_names_slips(net, slip, hint):
+    with pytest.raises(AssertionError, match=hint):
+        ex.check_regularised_step(_reg_step(**slip), net, 3, **REG)
+
+
+def test_regularised_step_stub_library_and_errors(net):
+    from utils.class_model import regularised_step
+
+    with pytest.raises(AssertionError, match="not written yet"):
+        ex.check_regularised_step(_not_written, net, 3, **REG)
+    with pytest.raises(ex.ExerciseRefusal, match="Exercise 4"):
+        ex.check_regularised_step(regularised_step, net, 3, **REG)
+    assert regularised_step(net, torch.rand(3, 16, 16), 3, lr=0.1).shape == (3, 16, 16)  # restored
+    with pytest.raises(AssertionError, match="shape"):
+        ex.check_regularised_step(lambda m, image, t, **k: image[0], net, 3, **REG)
+    with pytest.raises(AssertionError, match="raised TypeError"):
+        ex.check_regularised_step(lambda m, image, t: image, net, 3, **REG)
+
+    def no_jitter(model, image, target, **kw):
+        kw["gen"] = torch.Generator()
+        return _reg_step()(model, image, target, **dict(kw, jitter=0))
+
+    with pytest.raises(AssertionError, match="not jittered"):
+        ex.check_regularised_step(no_jitter, net, 3, **REG)
