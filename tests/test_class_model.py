@@ -149,6 +149,8 @@ def test_helpers():
     assert gaussian_blur(x, 1.0).shape == x.shape
     assert gaussian_blur(x, 1.0).std() < x.std()
     assert torch.equal(gaussian_blur(x, 0.0), x)
+    with pytest.raises(ValueError, match=r"image\[None\]"):
+        gaussian_blur(x[0], 1.0)        # one (3, H, W) image: a message, not conv2d's groups error
     assert total_variation(torch.ones(1, 3, 8, 8)).item() == 0
     assert total_variation(x).shape == (2,)
     faint = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) + 0.01 * (torch.rand(3, 8, 8) - 0.5)

@@ -243,7 +243,14 @@ def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype = to
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflected borders: ``(K, 3, H, W)`` → same shape and dtype."""
+    """Separable Gaussian blur with reflected borders: ``(K, 3, H, W)`` → same shape and dtype.
+
+    Raises:
+        ValueError: ``images`` is not 4-D (a single ``(3, H, W)`` image needs ``images[None]``).
+    """
+    if images.dim() != 4:
+        raise ValueError(f"gaussian_blur takes a batch (K, 3, H, W), got shape {tuple(images.shape)}; "
+                         "for one image write gaussian_blur(image[None], sigma)[0].")
     if sigma <= 0:
         return images
     k = _gaussian_kernel(sigma, images.device, images.dtype)

@@ -91,6 +91,18 @@ def test_ascent(net):
     with pytest.raises(AssertionError, match="not written yet"):
         ex.check_ascent_fn(_not_written, net, 3, **kw)
 
+    def log_prob(model, target, steps, lr, l2, size):            # ascends log P_c
+        mean = _mean(size)
+        x = mean.clone()
+        for _ in range(steps):
+            xg = x.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(model(xg[None]).log_softmax(1)[0, target], xg)
+            x = x + lr * (g - 2 * l2 * (x - mean))
+        return x.clamp(0, 1)
+
+    with pytest.raises(AssertionError, match="log P_c"):
+        ex.check_ascent_fn(log_prob, net, 3, **kw)
+
     def library(model, target, steps, lr, l2, size):
         return class_model_run(model, target, **dict(PAPER_SETTINGS, steps=steps, lr=lr, l2=l2,
                                                      size=size)).images[0]
@@ -212,7 +224,8 @@ def _unresized_rank(judge, img, target):
 
 # --- Exercise 4: the regularised step ------------------------------------------------------------
 
-def _reg_step(undo=True, decay="after", clamp=True, blur_all=False, prob=False, swap=False):
+def _reg_step(undo=True, decay="after", clamp=True, blur_all=False, prob=False, swap=False, factor=2,
+              cs231n=False):
     from utils.class_model import gaussian_blur
 
     def fn(model, image, target, *, lr, l2, jitter, blur_every, blur_sigma, step_index, gen):
@@ -229,7 +242,7 @@ def _reg_step(undo=True, decay="after", clamp=True, blur_all=False, prob=False, 
                 p = model(x[None]).softmax(1)[0][:, None, None, None]
             g = g - (p * torch.stack([_score_grad(model, x, j) for j in range(10)])).sum(0)
         if decay == "after":
-            x = x + lr * (g - 2 * l2 * (x - mean))
+            x = x + lr * (g - factor * l2 * (x - mean))
         elif decay == "no_lr":
             x = x + lr * g - 2 * l2 * (x - mean)
         else:
@@ -238,7 +251,7 @@ def _reg_step(undo=True, decay="after", clamp=True, blur_all=False, prob=False, 
             x = torch.roll(x, shifts=(-dy, -dx), dims=(1, 2))
         if clamp:
             x = x.clamp(0, 1)
-        if blur_all or (blur_every and (step_index + 1) % blur_every == 0):
+        if blur_all or (blur_every and (step_index + (0 if cs231n else 1)) % blur_every == 0):
             x = gaussian_blur(x[None], blur_sigma)[0]
         return x
     return fn
@@ -290,7 +303,8 @@ def test_regularised_step_accepts_right_answers(net):
 @pytest.mark.parametrize("slip, hint", [
     (dict(undo=False), "not undone"), (dict(decay="before"), "before the gradient step"),
     (dict(decay="no_lr"), "learning rate"), (dict(clamp=False), "outside"),
-    (dict(blur_all=True), "every step"), (dict(prob=True), "log P_c"), (dict(swap=True), "swapped")])
+    (dict(blur_all=True), "every step"), (dict(prob=True), "log P_c"), (dict(swap=True), "swapped"),
+    (dict(cs231n=True), "wrong steps"), (dict(factor=1), "factor 2")])
 def test_regularised_step_names_slips(net, slip, hint):
     with pytest.raises(AssertionError, match=hint):
         ex.check_regularised_step(_reg_step(**slip), net, 3, **REG)

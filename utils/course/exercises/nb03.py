@@ -53,6 +53,14 @@ def check_judge_rank(my_rank, judge, image: torch.Tensor, target: int, *, model=
                      "judge's input size first.")
     wrong.setdefault(num_classes(judge) + 1 - ref, "counted from the wrong end: rank 1 is the "
                      "highest score.")
+    size = (getattr(judge, "input_size", image.shape[-1]),) * 2
+    dev = next(judge.parameters()).device
+    for mode, kw in (("nearest", {}), ("bilinear", dict(align_corners=False, antialias=False))):
+        with torch.no_grad():
+            s = judge(torch.nn.functional.interpolate(image, size=size, mode=mode, **kw).to(dev))[0].cpu()
+        wrong.setdefault(int((s > s[target]).sum()) + 1,
+                         "resize as the exercise says (bilinear, with antialias): another resampling "
+                         "gives the judge a different image.")
     if model is not None:
         wrong.setdefault(int(judge_rank(model, image, target, resize=False)[0][0]),
                          "that is the rank in the optimised network; ask the judge.")
@@ -75,11 +83,14 @@ def check_ascent_fn(fn, model, target: int, *, steps: int = 4, lr: float = 0.5, 
     run = class_model_run(model, target, **dict(PAPER_SETTINGS, steps=steps, size=size, lr=lr, l2=l2))
     mean = _mean_image(size)
 
-    def variant(sign: float, factor: float, centre: bool, prob: bool, lr_on_l2: bool) -> torch.Tensor:
+    def variant(sign: float, factor: float, centre: bool, prob: bool | str, lr_on_l2: bool) -> torch.Tensor:
         x = mean.clone()
         for _ in range(steps):
             pull = sign * factor * l2 * (x - mean if centre else x)
-            g = _score_grad(model, x, target, prob=prob)
+            g = _score_grad(model, x, target, prob=bool(prob))
+            if prob == "log":   # ∂ log P_c / ∂I = (∂P_c / ∂I) / P_c
+                with torch.no_grad():
+                    g = g / torch.softmax(model(x[None].to(next(model.parameters()).device)), 1)[0, target].cpu()
             x = x + lr * g - (lr * pull if lr_on_l2 else pull)
         return x.clamp(0, 1) - mean
 
@@ -89,6 +100,8 @@ def check_ascent_fn(fn, model, target: int, *, steps: int = 4, lr: float = 0.5, 
         "the derivative of λ‖I − Ī‖² has a factor 2 that is missing.": variant(1, 1, True, False, True),
         "penalise I − Ī (the image minus the mean image), not I.": variant(1, 2, False, False, True),
         "ascend the score S_c (the logit), not the softmax probability.": variant(1, 2, True, True, True),
+        "that ascends log P_c (section 1's alternative); ascend the score S_c (the logit).":
+            variant(1, 2, True, "log", True),
         "the L2 term is part of the gradient of the objective: the learning rate multiplies it too.":
             variant(1, 2, True, False, False),
     }
@@ -164,7 +177,7 @@ def check_fooling_fn(fn, model, image: torch.Tensor, target: int, *, epsilon: fl
 def _step_variant(model, x: torch.Tensor, target: int, shift: tuple[int, int], *, lr: float, l2: float,
                   blur: bool, blur_sigma: float, undo: bool = True, flip: bool = False,
                   swap: bool = False, decay: str = "after", centre: bool = True, clamp: str = "before",
-                  prob: bool = False) -> torch.Tensor:
+                  prob: bool = False, factor: float = 2.0) -> torch.Tensor:
     """One step written with one typical slip (or none): ``decay`` is ``"after"`` (right),
     ``"before"`` (the decay applied before the gradient step) or ``"no_lr"``; ``clamp`` is
     ``"before"`` the blur (right), ``"after"`` it (also right) or ``"never"``."""
@@ -177,7 +190,7 @@ def _step_variant(model, x: torch.Tensor, target: int, shift: tuple[int, int], *
         dy, dx = -dy, -dx
     mean = _mean_image(x.shape[-1])
     y = torch.roll(x, shifts=(dy, dx), dims=(1, 2))
-    pull = 2 * l2 * (y - mean if centre else y)
+    pull = factor * l2 * (y - mean if centre else y)
     if decay == "before":
         y = y - lr * pull
     g = _score_grad(model, y, target)
@@ -222,11 +235,11 @@ _STEP_SLIPS = [
     (dict(decay="no_lr"), "the L2 term is part of the gradient of the objective: the learning rate "
                           "multiplies it too."),
     (dict(centre=False), "the L2 term penalises I − Ī (the image minus the mean image), not I."),
+    (dict(factor=1.0), "the derivative of λ‖I − Ī‖² has a factor 2 that is missing."),
     (dict(prob=True), "that is the gradient of log P_c; ascend the score S_c (the logit)."),
-    (dict(blur="every"), "the image is blurred at every step; blur only when (step_index + 1) is a "
-                         "multiple of blur_every."),
-    (dict(blur="wrong"), "the blur comes on the wrong steps: step_index counts from 0, and the blur "
-                         "follows steps blur_every, 2·blur_every, …"),
+    (dict(blur="wrong"), "the blur comes on the wrong steps (or on every step): step_index counts "
+                         "from 0, and the blur follows steps blur_every, 2·blur_every, … only (CS231n's "
+                         "loop blurs already at its first step; this exercise does not)."),
     (dict(shift=(0, 0)), "the image is not jittered: roll it by the shift (dy, dx) drawn from gen "
                          "before you take the gradient."),
 ]
@@ -239,9 +252,7 @@ def _step_slip(model, x: torch.Tensor, out: torch.Tensor, target: int, shift: tu
     for slip, hint in _STEP_SLIPS:
         args = dict(kw, **slip)
         if "blur" in slip:
-            args["blur"] = True if slip["blur"] == "every" else not kw["blur"]
-        if slip.get("blur") == "every" and kw["blur"]:
-            continue                          # on a blur step, blurring is right
+            args["blur"] = not kw["blur"]     # blurring where the reference does not, or not where it does
         v = _step_variant(model, x, target, args.pop("shift", shift), **args)
         if _scaled_error(out - x, v - x) <= 1e-3:
             return hint

@@ -47,7 +47,7 @@ _TREE_HINTS = {
     "fine": "a leaf is smaller than min_size: split a block only while its quadrants are still at least "
             "min_size wide.",
     8: "this image is wider than it is tall: x is the column (the last axis), y the row.",
-    9: "for sides that are not a power of two, start from the smallest power-of-two square that holds "
+    9: "For sides that are not a power of two, start from the smallest power-of-two square that holds "
        "the image, as section 1 describes.",
 }
 
@@ -228,9 +228,9 @@ def check_ring_count(r, tree, m: int) -> None:
     from ...quadtree import conv_macs
 
     check_close("ring outputs R", r, conv_macs(tree, m, 3, 3)["ring"],
-                hint="R counts the outputs whose window reads more than one leaf: start from all the "
-                     "outputs and take away what stays inside each leaf (how far does an M × M window "
-                     "reach?).")
+                hint="R counts the outputs whose window reads more than one leaf or reaches past the "
+                     "image border into the padding: start from all the outputs and take away those "
+                     "whose window stays inside one leaf (how far does an M × M window reach?).")
 
 
 def check_exact_macs(exact, ratio, tree, m: int, c_in: int, c_out: int) -> None:
